@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build the venv themselves.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test lint typecheck unit cfn demo bench clean
+
+venv: $(STAMP)
+
+# Re-installs only when the dependency declarations change.
+$(STAMP): pyproject.toml layers/gateway/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,local]'
+	@touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -n 2 -q
+
+cfn: venv
+	@if [ -f template.yaml ]; then $(BIN)/cfn-lint template.yaml; else echo "cfn-lint: no template.yaml yet"; fi
+
+test: lint typecheck unit cfn
+
+demo: venv
+	$(BIN)/spcs-local demo
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

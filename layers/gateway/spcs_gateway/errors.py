@@ -1,0 +1,131 @@
+"""Error classes and stable reason codes. Pure: no I/O.
+
+Every failure the gateway reports carries an ``ErrorCode``: a stable, PHI-free string that
+goes into DLQ message attributes, metrics, logs and API error bodies. Messages built here
+never contain input values, response bodies or exception text from below.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # Poison: never retried; the record goes to the DLQ.
+    INVALID_JSON = "INVALID_JSON"
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+    INVALID_EVENT = "INVALID_EVENT"
+    INVALID_IMAGE = "INVALID_IMAGE"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+    IMAGE_SOURCE_FORBIDDEN = "IMAGE_SOURCE_FORBIDDEN"
+    IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"
+    UNKNOWN_LABEL_SET = "UNKNOWN_LABEL_SET"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    MODEL_REJECTED_INPUT = "MODEL_REJECTED_INPUT"
+    # Transient: retried with backoff, then SQS moves the message to the DLQ.
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    THROTTLED = "THROTTLED"
+    SERVICE_ERROR = "SERVICE_ERROR"
+    BAD_RESPONSE = "BAD_RESPONSE"
+    RESULTS_WRITE_FAILED = "RESULTS_WRITE_FAILED"
+    DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
+    # Configuration: retried (a fix may land) and alarmed.
+    AUTH_FAILED = "AUTH_FAILED"
+    ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
+    CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+
+
+class FailureKind(StrEnum):
+    POISON = "poison"  # this input is bad: DLQ now, do not retry
+    TRANSIENT = "transient"  # retry with backoff
+    UNAVAILABLE = "unavailable"  # service suspended/starting: ensure readiness, delay
+    THROTTLED = "throttled"  # back off, honour Retry-After
+    CONFIGURATION = "configuration"  # auth/URL wrong: retry slowly, alarm
+
+
+POISON_CODES = frozenset(
+    {
+        ErrorCode.INVALID_JSON,
+        ErrorCode.UNKNOWN_SCHEMA,
+        ErrorCode.INVALID_EVENT,
+        ErrorCode.INVALID_IMAGE,
+        ErrorCode.IMAGE_TOO_LARGE,
+        ErrorCode.IMAGE_SOURCE_FORBIDDEN,
+        ErrorCode.IMAGE_NOT_FOUND,
+        ErrorCode.UNKNOWN_LABEL_SET,
+        ErrorCode.REQUEST_TOO_LARGE,
+        ErrorCode.MODEL_REJECTED_INPUT,
+    }
+)
+
+
+class GatewayError(Exception):
+    """Base class. ``str(err)`` is safe to log: code plus a fixed, PHI-free detail."""
+
+    kind: FailureKind = FailureKind.TRANSIENT
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(f"{code}: {detail}" if detail else str(code))
+
+
+class PoisonError(GatewayError):
+    kind = FailureKind.POISON
+
+
+class TransientError(GatewayError):
+    kind = FailureKind.TRANSIENT
+
+
+class ServiceUnavailableError(GatewayError):
+    kind = FailureKind.UNAVAILABLE
+
+
+class ThrottledError(GatewayError):
+    kind = FailureKind.THROTTLED
+
+
+class ConfigurationError(GatewayError):
+    kind = FailureKind.CONFIGURATION
+
+
+def classify_status(status: int) -> FailureKind | None:
+    """Map an SPCS ingress HTTP status to a failure kind (DESIGN.md); ``None`` means success."""
+    if 200 <= status < 300:
+        return None
+    if status in (400, 413, 422):
+        return FailureKind.POISON
+    if status in (401, 403, 404):
+        return FailureKind.CONFIGURATION
+    if status == 429:
+        return FailureKind.THROTTLED
+    if status in (502, 503, 504):
+        return FailureKind.UNAVAILABLE
+    return FailureKind.TRANSIENT
+
+
+def error_for_status(status: int, *, retry_after: float | None = None) -> GatewayError:
+    """The exception the SPCS client raises for a non-2xx answer (after 401 refresh handling)."""
+    kind = classify_status(status)
+    if kind is FailureKind.POISON:
+        return PoisonError(ErrorCode.MODEL_REJECTED_INPUT, f"HTTP {status}", status=status)
+    if kind is FailureKind.CONFIGURATION:
+        code = ErrorCode.ENDPOINT_NOT_FOUND if status == 404 else ErrorCode.AUTH_FAILED
+        return ConfigurationError(code, f"HTTP {status}", status=status)
+    if kind is FailureKind.THROTTLED:
+        return ThrottledError(
+            ErrorCode.THROTTLED, f"HTTP {status}", status=status, retry_after=retry_after
+        )
+    if kind is FailureKind.UNAVAILABLE:
+        return ServiceUnavailableError(ErrorCode.SERVICE_UNAVAILABLE, f"HTTP {status}", status=status)
+    return TransientError(ErrorCode.SERVICE_ERROR, f"HTTP {status}", status=status)

@@ -1,0 +1,283 @@
+"""Service registry and settings: the one document that says what the gateway may touch.
+
+Loaded once per container (cold start) from, in order of precedence:
+``SPCS_GATEWAY_REGISTRY`` (the JSON itself), ``SPCS_GATEWAY_REGISTRY_FILE`` (a path) or
+``SPCS_GATEWAY_REGISTRY_PARAM`` (an SSM parameter name, read through Powertools Parameters).
+A bad document fails at cold start with an error naming the field, never the value.
+
+Endpoint URLs come only from here, never from an event.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REGISTRY_ENV = "SPCS_GATEWAY_REGISTRY"
+REGISTRY_FILE_ENV = "SPCS_GATEWAY_REGISTRY_FILE"
+REGISTRY_PARAM_ENV = "SPCS_GATEWAY_REGISTRY_PARAM"
+
+
+class Task(StrEnum):
+    TOKEN_CLASSIFICATION = "token-classification"
+    ZERO_SHOT_IMAGE_CLASSIFICATION = "zero-shot-image-classification"
+
+
+# Signature columns per task (SNOWFLAKE.md): inputs in signature order, and the output column.
+DEFAULT_INPUT_COLUMNS: dict[Task, list[str]] = {
+    Task.TOKEN_CLASSIFICATION: ["inputs"],
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ["images", "candidate_labels"],
+}
+DEFAULT_OUTPUT_COLUMN: dict[Task, str] = {
+    Task.TOKEN_CLASSIFICATION: "outputs",
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: "labels",
+}
+
+
+class RegistryError(ValueError):
+    """The registry document is missing or invalid. The message names fields, never values."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_url(url: str, *, allow_http_loopback: bool) -> str:
+    """https only; plain http only for a loopback host and only when the registry allows it."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url.rstrip("/")
+    if parts.scheme == "http" and parts.hostname:
+        if allow_http_loopback and is_loopback_host(parts.hostname):
+            return url.rstrip("/")
+        raise ValueError("http:// is accepted only for loopback hosts with allow_http_loopback")
+    raise ValueError("must be an https:// URL with a host")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AuthMode(StrEnum):
+    KEYPAIR = "keypair"
+    PAT = "pat"
+
+
+class SecretRef(_Strict):
+    """Where the credential lives. Production: a Secrets Manager secret id/ARN.
+
+    The secret's value is JSON: ``{"private_key": "<PEM>", "passphrase": "..."}`` for keypair,
+    ``{"token": "<PAT>"}`` for PAT (a bare PEM or bare token string is accepted too).
+    ``file`` (a local path holding the same content) exists for the emulator and development.
+    """
+
+    secret_id: str | None = None
+    file: str | None = None
+    max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.secret_id is None) == (self.file is None):
+            raise ValueError("give exactly one of secret_id or file")
+        return self
+
+
+class SnowflakeSettings(_Strict):
+    account: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    role: str | None = None
+    warehouse: str | None = None
+    database: str | None = None
+    schema_name: str | None = Field(default=None, alias="schema")
+    results_table: str = "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS"
+    auth: AuthMode = AuthMode.KEYPAIR
+    secret: SecretRef
+    # Optional overrides so the same code reaches a loopback emulator.
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65_535)
+    protocol: Literal["https", "http"] = "https"
+    # Lifetime asked for the key-pair JWT (Snowflake caps it at one hour).
+    jwt_lifetime_seconds: int = Field(default=3_540, ge=60, le=3_600)
+    # Renew cached tokens this long before they expire.
+    token_refresh_margin_seconds: int = Field(default=60, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _http_only_loopback(self) -> SnowflakeSettings:
+        if self.protocol == "http" and not is_loopback_host(self.host):
+            raise ValueError("protocol http is accepted only with a loopback host")
+        return self
+
+    @property
+    def account_host(self) -> str:
+        return self.host or f"{self.account}.snowflakecomputing.com"
+
+    @property
+    def account_url(self) -> str:
+        """Base URL of the account endpoint (OAuth token exchange, Cortex Search REST)."""
+        default_port = 443 if self.protocol == "https" else 80
+        port = self.port or default_port
+        suffix = "" if port == default_port else f":{port}"
+        return f"{self.protocol}://{self.account_host}{suffix}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.account_url}/oauth/token"
+
+
+class WarmWindow(_Strict):
+    """Keep the service running inside [cron start, +duration) in the given time zone."""
+
+    cron: str = Field(min_length=9, description="5-field cron, e.g. '45 6 * * 1-5'")
+    duration_minutes: int = Field(gt=0, le=24 * 60)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+
+LabelList = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)]
+
+
+class ServiceConfig(_Strict):
+    """One managed SPCS model service."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="logical name")
+    service: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
+        description="fully qualified service name, DB.SCHEMA.SERVICE",
+    )
+    compute_pool: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")
+    url: str = Field(description="ingress base URL, https://<host>.snowflakecomputing.app")
+    method: str = "__call__"
+    task: Task
+    input_columns: list[str] | None = None
+    output_column: str | None = None
+    model_version: str | None = None
+    max_batch_rows: int = Field(default=32, ge=1, le=10_000)
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, le=64 * 1024 * 1024)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=900)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    idle_seconds: int = Field(default=900, ge=60)
+    warm_windows: list[WarmWindow] = Field(default_factory=list)
+    label_sets: dict[str, LabelList] = Field(default_factory=dict)
+    max_candidate_labels: int = Field(default=64, ge=1, le=1_000)
+    hypothesis_template: str | None = None
+    # JSON encoding of a bytes column: unconfirmed upstream (SNOWFLAKE.md), so configurable.
+    bytes_encoding: Literal["base64", "hex"] = "base64"
+    # Logical queue names that feed this service (the control plane checks their backlog).
+    queues: list[str] = Field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.input_columns or DEFAULT_INPUT_COLUMNS[self.task]
+
+    @property
+    def out_column(self) -> str:
+        return self.output_column or DEFAULT_OUTPUT_COLUMN[self.task]
+
+    @property
+    def method_path(self) -> str:
+        """Model method name to URL path: ``_`` becomes ``-`` (``__call__`` -> ``/--call--``)."""
+        return "/" + self.method.replace("_", "-")
+
+    @property
+    def ingress_host(self) -> str:
+        """Host (with port when explicit) used as the OAuth scope for this endpoint."""
+        parts = urlsplit(self.url)
+        return parts.netloc
+
+
+class ImageSettings(_Strict):
+    allowed_buckets: list[str] = Field(default_factory=list)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1_024)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+
+
+class Registry(_Strict):
+    version: Literal[1] = 1
+    allow_http_loopback: bool = False
+    snowflake: SnowflakeSettings
+    services: list[ServiceConfig] = Field(min_length=1)
+    images: ImageSettings = Field(default_factory=ImageSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> Registry:
+        names = [s.name for s in self.services]
+        if len(names) != len(set(names)):
+            raise ValueError("services: logical names must be unique")
+        for index, svc in enumerate(self.services):
+            try:
+                check_endpoint_url(svc.url, allow_http_loopback=self.allow_http_loopback)
+            except ValueError as exc:
+                raise ValueError(f"services[{index}].url: {exc}") from None
+        return self
+
+    def service(self, name: str) -> ServiceConfig:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    def by_fqn(self, fqn: str) -> ServiceConfig | None:
+        wanted = fqn.upper()
+        return next((s for s in self.services if s.service.upper() == wanted), None)
+
+
+def parse_registry(document: str | bytes | dict[str, Any]) -> Registry:
+    """Validate a registry document. Errors name the failing fields and never echo values."""
+    try:
+        data = json.loads(document) if isinstance(document, str | bytes) else document
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"registry is not valid JSON (line {exc.lineno})") from None
+    try:
+        return Registry.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise RegistryError(f"invalid service registry: {details}") from None
+
+
+def load_registry(environ: dict[str, str] | None = None) -> Registry:
+    """Load the registry from the environment (JSON, file path, or SSM parameter name)."""
+    env = os.environ if environ is None else environ
+    if raw := env.get(REGISTRY_ENV):
+        return parse_registry(raw)
+    if path := env.get(REGISTRY_FILE_ENV):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RegistryError(f"cannot read registry file ({exc.strerror})") from None
+        return parse_registry(text)
+    if param := env.get(REGISTRY_PARAM_ENV):
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_parameter(param, max_age=300)
+        return parse_registry(str(value))
+    raise RegistryError(
+        f"no service registry: set {REGISTRY_ENV}, {REGISTRY_FILE_ENV} or {REGISTRY_PARAM_ENV}"
+    )
