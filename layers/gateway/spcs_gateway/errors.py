@@ -127,5 +127,7 @@ def error_for_status(status: int, *, retry_after: float | None = None) -> Gatewa
             ErrorCode.THROTTLED, f"HTTP {status}", status=status, retry_after=retry_after
         )
     if kind is FailureKind.UNAVAILABLE:
-        return ServiceUnavailableError(ErrorCode.SERVICE_UNAVAILABLE, f"HTTP {status}", status=status)
+        return ServiceUnavailableError(
+            ErrorCode.SERVICE_UNAVAILABLE, f"HTTP {status}", status=status
+        )
     return TransientError(ErrorCode.SERVICE_ERROR, f"HTTP {status}", status=status)

@@ -26,7 +26,7 @@ REGISTRY_PARAM_ENV = "SPCS_GATEWAY_REGISTRY_PARAM"
 
 
 class Task(StrEnum):
-    TOKEN_CLASSIFICATION = "token-classification"
+    TOKEN_CLASSIFICATION = "token-classification"  # noqa: S105 (a task name, not a secret)
     ZERO_SHOT_IMAGE_CLASSIFICATION = "zero-shot-image-classification"
 
 
@@ -157,7 +157,9 @@ class WarmWindow(_Strict):
         return value
 
 
-LabelList = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)]
+LabelList = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)
+]
 
 
 class ServiceConfig(_Strict):
@@ -189,6 +191,11 @@ class ServiceConfig(_Strict):
     bytes_encoding: Literal["base64", "hex"] = "base64"
     # Logical queue names that feed this service (the control plane checks their backlog).
     queues: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @property
     def columns(self) -> list[str]:

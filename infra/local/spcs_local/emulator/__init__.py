@@ -1,0 +1,1 @@
+"""Local Snowflake + SPCS emulator (see docs/ARCHITECTURE.md, section "Emulator")."""
