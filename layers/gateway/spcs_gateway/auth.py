@@ -51,7 +51,7 @@ def public_key_fingerprint(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> str:
 
 def jwt_account_name(account: str) -> str:
     """The account part of ``iss``/``sub`` (same rule as snowflake-ml-python's generator)."""
-    cut = "-" if ".global" in account else "."
+    cut = "-" if ".global" in account.lower() else "."
     index = account.find(cut)
     return (account[:index] if index > 0 else account).upper()
 

@@ -69,7 +69,7 @@ def parse_secret(mode: AuthMode, raw: str | bytes) -> Credential:
         raise _config_error("secret value is empty")
 
     fields: dict[str, Any] = {}
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             loaded = json.loads(text)
         except ValueError:
@@ -80,7 +80,11 @@ def parse_secret(mode: AuthMode, raw: str | bytes) -> Credential:
 
     if mode is AuthMode.PAT:
         token = fields.get("token") if fields else text
-        if not isinstance(token, str) or not token.strip():
+        if (
+            not isinstance(token, str)
+            or not token.strip()
+            or any(c.isspace() for c in token.strip())
+        ):
             raise _config_error("secret holds no 'token' for PAT auth")
         return Credential(mode=mode, private_key=None, token=token.strip())
 

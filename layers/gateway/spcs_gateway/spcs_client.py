@@ -1,0 +1,323 @@
+"""Calls an SPCS model service's public endpoint for many rows at once.
+
+``SpcsClient.infer`` batches rows by ``max_batch_rows`` and ``max_request_bytes``, runs the
+requests concurrently up to the service's ``max_concurrency`` (a per-service semaphore, so
+concurrent ``infer`` calls in one container share the limit), refreshes the ingress token once
+on 401/403, isolates rows the model rejects (400/413/422) by splitting the request in halves,
+and maps every other failure to the error classes of ``errors.py``. Per-row failures are
+returned, never raised. Nothing here logs or raises input values or response bodies.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from spcs_gateway.auth import TokenProvider, snowflake_token_header
+from spcs_gateway.batching import plan_batches
+from spcs_gateway.codec import ENVELOPE_OVERHEAD, decode_response, encode_request, encoded_row_size
+from spcs_gateway.errors import (
+    ConfigurationError,
+    ErrorCode,
+    FailureKind,
+    GatewayError,
+    PoisonError,
+    ServiceUnavailableError,
+    TransientError,
+    error_for_status,
+)
+from spcs_gateway.registry import Registry, ServiceConfig
+
+# Statuses that mean "some row in this request is unacceptable": split to find it.
+_SPLIT_STATUSES = frozenset({400, 413, 422})
+_REFRESH_STATUSES = frozenset({401, 403})
+_MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class InferenceInput:
+    key: str  # caller's id for the row (SQS messageId); never sent to SPCS
+    values: tuple[Any, ...]  # column values in signature order (ServiceConfig.columns)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    key: str
+    output: Any | None  # decoded value of ServiceConfig.out_column when ok
+    error: GatewayError | None  # None when ok
+    latency_ms: int  # wall time of the request that produced it
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SpcsClientStats:
+    """Counters for tests and metrics (counts only, no PHI)."""
+
+    requests: int = 0  # HTTP requests sent to model services
+    rows_sent: int = 0  # rows carried by those requests (split retries count again)
+    splits: int = 0  # times a rejected multi-row request was split in halves
+    token_refreshes: int = 0  # 401/403 answers that caused a token refresh
+    retries: int = 0  # in-call retries after a 5xx
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    outputs: dict[int, Any] | None  # input index -> output
+    error: GatewayError | None
+    latency_ms: int
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent
+    or unparseable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(text).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _transport_error(exc: httpx.HTTPError) -> GatewayError:
+    name = type(exc).__name__
+    if isinstance(exc, httpx.PoolTimeout):
+        # Our own connection pool is exhausted: nothing says the service is down.
+        return TransientError(ErrorCode.SERVICE_ERROR, f"connection pool exhausted ({name})")
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        # Refused/reset connections and timeouts: the service may be suspended or starting.
+        return ServiceUnavailableError(ErrorCode.SERVICE_UNAVAILABLE, f"transport error ({name})")
+    return TransientError(ErrorCode.SERVICE_ERROR, f"transport error ({name})")
+
+
+def _ms(start: float) -> int:
+    return round((time.perf_counter() - start) * 1000)
+
+
+class SpcsClient:
+    def __init__(
+        self,
+        registry: Registry,
+        tokens: TokenProvider,
+        http: httpx.Client,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        executor_workers: int | None = None,
+        clock: Callable[[], float] = time.time,
+        retry_backoff_s: float = 0.2,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._http = http
+        self._sleep = sleep
+        self._clock = clock
+        self._backoff = retry_backoff_s
+        self._lock = threading.Lock()
+        self._semaphores = {
+            svc.name: threading.BoundedSemaphore(svc.max_concurrency) for svc in registry.services
+        }
+        wanted = sum(svc.max_concurrency for svc in registry.services)
+        self._workers = max(1, min(_MAX_WORKERS, executor_workers or wanted))
+        self._executor = executor
+        self._owns_executor = executor is None
+        self.stats = SpcsClientStats()
+
+    # -- public --------------------------------------------------------------------------------
+
+    def infer(self, service: ServiceConfig, inputs: Sequence[InferenceInput]) -> list[RowResult]:
+        results: list[RowResult | None] = [None] * len(inputs)
+        sendable: list[int] = []
+        sizes: list[int] = []
+        for index, item in enumerate(inputs):
+            try:
+                sizes.append(encoded_row_size(service, item.values))
+            except (TypeError, ValueError):
+                bad = PoisonError(ErrorCode.INVALID_EVENT, "row values cannot be encoded")
+                results[index] = RowResult(item.key, None, bad, 0)
+                continue
+            sendable.append(index)
+
+        plan = plan_batches(
+            sizes,
+            max_rows=service.max_batch_rows,
+            max_bytes=service.max_request_bytes,
+            overhead=ENVELOPE_OVERHEAD,
+        )
+        for position in plan.oversize:
+            index = sendable[position]
+            big = PoisonError(ErrorCode.REQUEST_TOO_LARGE, "row exceeds max_request_bytes")
+            results[index] = RowResult(inputs[index].key, None, big, 0)
+
+        batches = [[sendable[p] for p in batch] for batch in plan.batches]
+        for index, (output, error, latency) in self._run_all(service, inputs, batches).items():
+            results[index] = RowResult(inputs[index].key, output, error, latency)
+
+        done = [r for r in results if r is not None]
+        if len(done) != len(inputs):  # pragma: no cover - every path above fills its rows
+            raise RuntimeError("internal error: rows without a result")
+        return done
+
+    def close(self) -> None:
+        """Stop the worker threads this client started (idempotent)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None and self._owns_executor:
+            executor.shutdown(wait=True)
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _semaphore(self, service: ServiceConfig) -> threading.BoundedSemaphore:
+        with self._lock:
+            sem = self._semaphores.get(service.name)
+            if sem is None:
+                sem = threading.BoundedSemaphore(service.max_concurrency)
+                self._semaphores[service.name] = sem
+            return sem
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="spcs-client"
+                )
+            return self._executor
+
+    def _run_all(
+        self, service: ServiceConfig, inputs: Sequence[InferenceInput], batches: list[list[int]]
+    ) -> dict[int, tuple[Any, GatewayError | None, int]]:
+        if not batches:
+            return {}
+        pending: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        for batch in batches:
+            pending.put(batch)
+
+        # Lanes pull batches until none are left. The calling thread runs one lane itself, so
+        # progress never depends on a free worker, and no worker parks on the semaphore idle.
+        def lane() -> dict[int, tuple[Any, GatewayError | None, int]]:
+            done: dict[int, tuple[Any, GatewayError | None, int]] = {}
+            while True:
+                try:
+                    batch = pending.get_nowait()
+                except queue.Empty:
+                    return done
+                done.update(self._run_batch(service, inputs, batch))
+
+        lanes = min(len(batches), service.max_concurrency)
+        futures = [self._pool().submit(lane) for _ in range(lanes - 1)]
+        outcome = lane()
+        for future in futures:
+            outcome.update(future.result())
+        return outcome
+
+    def _run_batch(
+        self, service: ServiceConfig, inputs: Sequence[InferenceInput], indices: list[int]
+    ) -> dict[int, tuple[Any, GatewayError | None, int]]:
+        attempt = self._request(service, inputs, indices)
+        if attempt.outputs is not None:
+            return {i: (attempt.outputs[i], None, attempt.latency_ms) for i in indices}
+        error: GatewayError | None = attempt.error
+        assert error is not None
+        if error.kind is FailureKind.POISON and error.status in _SPLIT_STATUSES:
+            if len(indices) > 1:
+                # Bisect: one bad row among n costs about 2*log2(n) extra requests; every row
+                # bad costs at most 2n-1 requests in total.
+                with self._lock:
+                    self.stats.splits += 1
+                middle = len(indices) // 2
+                left = self._run_batch(service, inputs, indices[:middle])
+                return left | self._run_batch(service, inputs, indices[middle:])
+            if error.status == 413:
+                error = PoisonError(ErrorCode.REQUEST_TOO_LARGE, "HTTP 413", status=413)
+        return {i: (None, error, attempt.latency_ms) for i in indices}
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _request(
+        self, service: ServiceConfig, inputs: Sequence[InferenceInput], indices: list[int]
+    ) -> _Attempt:
+        # Row indices on the wire are request-local positions; never the caller's keys.
+        body = encode_request(service, [(pos, inputs[i].values) for pos, i in enumerate(indices)])
+        url = service.url + service.method_path
+        timeout = httpx.Timeout(
+            service.timeout_seconds,
+            connect=service.connect_timeout_seconds,
+            pool=service.connect_timeout_seconds,
+        )
+        host = service.ingress_host
+        semaphore = self._semaphore(service)
+        refreshed = retried = False
+        latency_ms = 0
+        while True:
+            try:
+                token = self._tokens.ingress_token(host)
+            except GatewayError as err:
+                return _Attempt(None, err, latency_ms)
+            headers = {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                **snowflake_token_header(token),
+            }
+            with semaphore:
+                with self._lock:
+                    self.stats.requests += 1
+                    self.stats.rows_sent += len(indices)
+                start = time.perf_counter()
+                try:
+                    response = self._http.post(url, content=body, headers=headers, timeout=timeout)
+                except httpx.HTTPError as exc:
+                    return _Attempt(None, _transport_error(exc), _ms(start))
+                latency_ms = _ms(start)
+
+            status = response.status_code
+            if 200 <= status < 300:
+                try:
+                    decoded = decode_response(service, response.content, range(len(indices)))
+                except GatewayError as err:
+                    return _Attempt(None, err, latency_ms)
+                outputs = {i: decoded[pos] for pos, i in enumerate(indices)}
+                return _Attempt(outputs, None, latency_ms)
+
+            if status in _REFRESH_STATUSES:
+                if not refreshed:
+                    refreshed = True
+                    self._tokens.invalidate(host, token=token)
+                    with self._lock:
+                        self.stats.token_refreshes += 1
+                    continue
+                error: GatewayError = ConfigurationError(
+                    ErrorCode.AUTH_FAILED, f"HTTP {status} after token refresh", status=status
+                )
+                return _Attempt(None, error, latency_ms)
+
+            retry_after = None
+            if status == 429:
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=self._clock()
+                )
+            error = error_for_status(status, retry_after=retry_after)
+            if error.kind is FailureKind.TRANSIENT and status >= 500 and not retried:
+                retried = True
+                with self._lock:
+                    self.stats.retries += 1
+                # Jitter spreads retries from concurrent containers; not security-relevant.
+                self._sleep(self._backoff * (0.5 + random.random()))  # noqa: S311
+                continue
+            return _Attempt(None, error, latency_ms)
