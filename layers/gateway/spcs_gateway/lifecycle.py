@@ -1,0 +1,547 @@
+"""Lifecycle policy: when to resume, suspend or leave alone a managed SPCS service and its pool.
+
+Pure: no I/O. The control function, the operator CLI, the benchmarks and the demo all decide
+through these functions, so the rules live in exactly one place.
+
+Conventions:
+- instants are timezone-aware ``datetime`` values (UTC by convention; any zone compares right);
+- durations are ``timedelta`` (except ``ServiceConfig.idle_seconds``, which comes from the
+  registry as an int);
+- every decision carries a ``Reason``: a stable, PHI-free code for logs and metrics.
+
+Rules (ISSUE 4, DESIGN.md "Lifecycle"):
+- A RUNNING service is suspended only when all of these hold: no resume lease is active, the
+  depth of every queue that feeds it is known and zero (visible + in flight + delayed), no
+  on-demand call is in flight, it is not inside (or within the lead time before) a warm window,
+  it has been idle for its window (``now - idle_since >= idle_seconds``, where ``idle_since``
+  is the latest of last activity, last resume and last observed status change), and it has been
+  up at least ``min_uptime`` since our last resume.
+- Hysteresis: a resume counts as activity, so a service woken by a late event stays up for at
+  least ``max(idle_seconds, min_uptime)``; it is not suspended again until its window passes
+  anew. Resuming is never delayed: waiting work always wins.
+- A SUSPENDED service is resumed when work waits for it (backlog or on-demand call) or a warm
+  window (with its lead time) is open.
+- Transitional statuses are never fought: PENDING and SUSPENDING wait; FAILED is reported and
+  left alone (no resume loop); a finished resume (RUNNING, containers READY, mappings still
+  paused) is completed by whoever sees it first, lease or not (re-enabling is idempotent).
+- A compute pool is suspended only when suspension is enabled for it, every managed service on
+  it is SUSPENDED with no resume under way, and no unmanaged service on it is active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+from spcs_gateway.queues import QueueDepth
+from spcs_gateway.registry import ServiceConfig, WarmWindow
+
+# ---------------------------------------------------------------------------------------------
+# Observed Snowflake state
+
+
+class ServiceStatus(StrEnum):
+    """Service status as SHOW SERVICES / SYSTEM$GET_SERVICE_STATUS report it (SNOWFLAKE.md)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    DONE = "DONE"
+    SUSPENDING = "SUSPENDING"
+    SUSPENDED = "SUSPENDED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNKNOWN = "UNKNOWN"  # not observed, or a value this code does not know
+
+    @classmethod
+    def parse(cls, value: str | None) -> ServiceStatus:
+        if isinstance(value, ServiceStatus):
+            return value
+        if not value:
+            return cls.UNKNOWN
+        try:
+            return cls(value.strip().upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class PoolStatus(StrEnum):
+    """Compute pool state (SHOW COMPUTE POOLS)."""
+
+    STARTING = "STARTING"
+    ACTIVE = "ACTIVE"
+    IDLE = "IDLE"
+    SUSPENDED = "SUSPENDED"
+    STOPPING = "STOPPING"
+    RESIZING = "RESIZING"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, value: str | None) -> PoolStatus:
+        if isinstance(value, PoolStatus):
+            return value
+        if not value:
+            return cls.UNKNOWN
+        try:
+            return cls(value.strip().upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class Observation(Protocol):
+    """What Snowflake says right now about one service. ``service_control.ServiceObservation``
+    satisfies it; ``Observed`` is the plain value for tests and benchmarks."""
+
+    @property
+    def status(self) -> str: ...  # SHOW SERVICES status (any case; unknown -> UNKNOWN)
+
+    @property
+    def ready(self) -> bool: ...  # RUNNING and every container READY
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    status: str
+    ready: bool = False
+
+    @classmethod
+    def of(cls, status: str | None, container_statuses: Iterable[str] = ()) -> Observed:
+        """From SHOW SERVICES ``status`` and SHOW SERVICE CONTAINERS ``status`` values."""
+        parsed = ServiceStatus.parse(status)
+        containers = [c.strip().upper() for c in container_statuses]
+        ready = parsed is ServiceStatus.RUNNING and bool(containers)
+        return cls(parsed, ready and all(c == "READY" for c in containers))
+
+
+# ---------------------------------------------------------------------------------------------
+# Persisted per-service record (one DynamoDB item; see service_state.py). Never holds PHI.
+
+
+def _utc(now: datetime) -> datetime:
+    # Arithmetic on datetimes sharing a ZoneInfo is wall-clock arithmetic; in UTC it is elapsed.
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now if now.tzinfo is UTC else now.astimezone(UTC)
+
+
+def counter_day(now: datetime) -> str:
+    """The UTC calendar day that daily counters ("resumes today") belong to."""
+    return now.astimezone(UTC).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    name: str
+    status: ServiceStatus = ServiceStatus.UNKNOWN  # last recorded observation
+    ready: bool = False
+    observed_at: datetime | None = None
+    last_transition_at: datetime | None = None  # last time the recorded status changed
+    last_activity: datetime | None = None  # routers / API, throttled per container
+    resumed_at: datetime | None = None  # our last RESUME
+    suspended_at: datetime | None = None  # our last SUSPEND
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    mappings_paused: bool = False  # ensure_ready paused the feeding event source mappings
+    on_demand_in_flight: int = 0
+    on_demand_expires_at: datetime | None = None  # counter is ignored after this instant
+    resumes: int = 0
+    suspends: int = 0
+    counter_day: str | None = None  # UTC day of resumes_today / suspends_today
+    resumes_today: int = 0
+    suspends_today: int = 0
+
+    def lease_active(self, now: datetime) -> bool:
+        return (
+            self.lease_owner is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > now
+        )
+
+    def idle_since(self) -> datetime | None:
+        """Start of the current idle period: latest activity, resume or status change."""
+        marks = [t for t in (self.last_activity, self.resumed_at, self.last_transition_at) if t]
+        return max(marks) if marks else None
+
+    def active_on_demand(self, now: datetime) -> int:
+        """In-flight on-demand calls, or 0 once the safeguard expiry has passed (a caller that
+        crashed between begin and end must not block suspension forever)."""
+        if self.on_demand_expires_at is None or self.on_demand_expires_at <= now:
+            return 0
+        return max(self.on_demand_in_flight, 0)
+
+    def daily_counts(self, now: datetime) -> tuple[int, int]:
+        """(resumes, suspends) on the UTC day of ``now``."""
+        if self.counter_day != counter_day(now):
+            return (0, 0)
+        return (self.resumes_today, self.suspends_today)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leases (the DynamoDB conditional write in service_state.py mirrors can_take_lease exactly)
+
+
+def can_take_lease(state: ServiceState, owner: str, now: datetime) -> bool:
+    """No lease, an expired lease (expiry <= now), or the same owner renewing."""
+    now = _utc(now)
+    return (
+        state.lease_owner is None
+        or state.lease_expires_at is None
+        or state.lease_expires_at <= now
+        or state.lease_owner == owner
+    )
+
+
+def take_lease(
+    state: ServiceState, owner: str, now: datetime, ttl: timedelta
+) -> ServiceState | None:
+    """The state after ``owner`` takes the lease, or None when someone else holds it."""
+    now = _utc(now)
+    if not can_take_lease(state, owner, now):
+        return None
+    return replace(state, lease_owner=owner, lease_expires_at=now + ttl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backlog
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Work waiting for one service. ``queues`` (``queues.QueueDepth``: visible, in flight,
+    delayed; all count as waiting work) maps the logical queue names of
+    ``ServiceConfig.queues`` to their depth; a configured queue missing here counts as unknown
+    (never suspend on a guess). ``on_demand_in_flight`` is ``ServiceState.active_on_demand``."""
+
+    queues: Mapping[str, QueueDepth] = field(default_factory=dict)
+    on_demand_in_flight: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(q.total for q in self.queues.values())
+
+    def unknown(self, queue_names: Iterable[str]) -> bool:
+        return any(name not in self.queues for name in queue_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm windows
+
+
+@dataclass(frozen=True, slots=True)
+class WarmSpan:
+    start: datetime  # the cron tick, in the window's time zone
+    end: datetime  # start + duration, in UTC (elapsed time, also across a DST change)
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValueError unless ``expr`` is a valid 5-field cron expression."""
+    if len(expr.split()) != 5:
+        raise ValueError("cron expression must have 5 fields")
+    try:
+        CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+
+
+@lru_cache(maxsize=4096)
+def _latest_start(cron: str, zone: str, minute_epoch: int) -> datetime | None:
+    """Latest cron tick at or before ``minute_epoch`` (a whole minute), in local wall time.
+
+    5-field ticks fall on whole minutes, so the answer depends only on the minute; caching on
+    it keeps decide_service cheap in a tight loop. cronsim follows Debian cron across DST:
+    ticks are local wall times, a tick in the skipped hour runs at the first valid minute
+    after it, and a tick in the repeated hour runs once (the first occurrence).
+    """
+    validate_cron(cron)
+    at = datetime.fromtimestamp(minute_epoch, tz=ZoneInfo(zone))
+    # A datetime with microseconds makes cronsim's reverse iteration include ``at`` itself.
+    start = next(CronSim(cron, at + timedelta(microseconds=1), reverse=True))
+    return start if start.astimezone(UTC) <= at.astimezone(UTC) else None
+
+
+def active_warm_window(
+    windows: Sequence[WarmWindow], now: datetime, lead: timedelta = timedelta(0)
+) -> WarmSpan | None:
+    """The open window (``start - lead <= now < end``) that ends last, or None."""
+    now = _utc(now)
+    if not windows:
+        return None
+    horizon = int((now + lead).timestamp()) // 60 * 60
+    best: WarmSpan | None = None
+    for window in windows:
+        start = _latest_start(window.cron, window.timezone, horizon)
+        if start is None:
+            continue
+        end = start.astimezone(UTC) + timedelta(minutes=window.duration_minutes)
+        if now < end and (best is None or end > best.end):
+            best = WarmSpan(start, end)
+    return best
+
+
+def in_warm_window(
+    windows: Sequence[WarmWindow], now: datetime, lead: timedelta = timedelta(0)
+) -> bool:
+    return active_warm_window(windows, now, lead) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+
+
+class Action(StrEnum):
+    NONE = "NONE"
+    RESUME = "RESUME"  # (resume the pool if needed,) ALTER SERVICE ... RESUME
+    SUSPEND = "SUSPEND"  # ALTER SERVICE ... SUSPEND
+    # Re-enable the feeding event source mappings, clear mappings_paused, record READY.
+    FINISH_RESUME = "FINISH_RESUME"
+    WAIT = "WAIT"  # a transition is under way; issue nothing
+
+
+class PoolAction(StrEnum):
+    NONE = "NONE"
+    RESUME = "RESUME"
+    SUSPEND = "SUSPEND"
+    WAIT = "WAIT"
+
+
+class Reason(StrEnum):
+    # service: why act / why not
+    IDLE_WINDOW_ELAPSED = "idle_window_elapsed"
+    IDLE_WINDOW_PENDING = "idle_window_pending"
+    HYSTERESIS = "hysteresis"
+    BACKLOG = "backlog"
+    BACKLOG_UNKNOWN = "backlog_unknown"
+    IN_FLIGHT_ON_DEMAND = "in_flight_on_demand"
+    WARM_WINDOW = "warm_window"
+    LEASE_HELD = "lease_held"
+    RESUME_IN_PROGRESS = "resume_in_progress"  # PENDING (or SUSPENDED) under an active lease
+    RESUME_UNOWNED = "resume_unowned"  # PENDING with no active lease: finish once READY
+    STARTING = "starting"  # RUNNING, containers not all READY
+    RESUME_COMPLETE = "resume_complete"
+    STALE_PAUSE = "stale_pause"  # mappings left paused on a suspended service with no work
+    SUSPENDING = "suspending"
+    SUSPENDED_IDLE = "suspended_idle"
+    NOT_RUNNING = "not_running"
+    SERVICE_FAILED = "service_failed"
+    SERVICE_GONE = "service_gone"
+    STATUS_UNKNOWN = "status_unknown"
+    # pool
+    SERVICE_RESUME = "service_resume"
+    POOL_RUNNING = "pool_running"
+    POOL_TRANSITION = "pool_transition"
+    POOL_SUSPENDED = "pool_suspended"
+    POOL_SUSPEND_DISABLED = "pool_suspend_disabled"
+    NO_MANAGED_SERVICES = "no_managed_services"
+    SERVICES_RUNNING = "services_running"
+    UNMANAGED_SERVICE_ACTIVE = "unmanaged_service_active"
+    ALL_SERVICES_SUSPENDED = "all_services_suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDecision:
+    action: PoolAction
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    """Knobs shared by every service (per-service ones live in ServiceConfig)."""
+
+    # Minimum time up after our resume. A resume costs minutes of start-up (model load), so
+    # suspending sooner would spend more than it saves and invite resume/suspend loops.
+    min_uptime: timedelta = timedelta(minutes=5)
+    # Pre-resume this long before a warm window opens (covers start-up before clinic hours).
+    warm_lead: timedelta = timedelta(minutes=15)
+
+
+DEFAULT_POLICY = LifecyclePolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class IdleCountdown:
+    """For ``spcs-gateway status``: when the service becomes eligible for suspension.
+
+    ``eligible_at``/``seconds`` are None while work blocks suspension (backlog, on-demand call,
+    lease) or the service is not running; ``reason`` says which rule applies now.
+    """
+
+    reason: Reason
+    eligible_at: datetime | None
+    seconds: float | None
+
+
+def _suspend_gate(
+    config: ServiceConfig,
+    state: ServiceState,
+    backlog: Backlog,
+    now: datetime,
+    policy: LifecyclePolicy,
+) -> tuple[Reason, datetime | None]:
+    """The first rule that blocks suspending a running service (or IDLE_WINDOW_ELAPSED), and the
+    earliest instant it may be suspended if nothing changes (None while work blocks it)."""
+    if state.lease_active(now):
+        return Reason.LEASE_HELD, None
+    if backlog.unknown(config.queues):
+        return Reason.BACKLOG_UNKNOWN, None
+    if backlog.messages > 0:
+        return Reason.BACKLOG, None
+    if backlog.on_demand_in_flight > 0:
+        return Reason.IN_FLIGHT_ON_DEMAND, None
+    idle_at = (state.idle_since() or now) + timedelta(seconds=config.idle_seconds)
+    eligible_at = idle_at
+    uptime_at = state.resumed_at + policy.min_uptime if state.resumed_at else None
+    if uptime_at is not None:
+        eligible_at = max(eligible_at, uptime_at)
+    window = active_warm_window(config.warm_windows, now, policy.warm_lead)
+    if window is not None:
+        return Reason.WARM_WINDOW, max(eligible_at, window.end)
+    if now < idle_at:
+        return Reason.IDLE_WINDOW_PENDING, eligible_at
+    if uptime_at is not None and now < uptime_at:
+        return Reason.HYSTERESIS, eligible_at
+    return Reason.IDLE_WINDOW_ELAPSED, eligible_at
+
+
+def _resume_reason(
+    config: ServiceConfig, backlog: Backlog, now: datetime, policy: LifecyclePolicy
+) -> Reason | None:
+    if backlog.messages > 0:
+        return Reason.BACKLOG
+    if backlog.on_demand_in_flight > 0:
+        return Reason.IN_FLIGHT_ON_DEMAND
+    if active_warm_window(config.warm_windows, now, policy.warm_lead) is not None:
+        return Reason.WARM_WINDOW
+    return None
+
+
+_FAILED = frozenset({ServiceStatus.FAILED, ServiceStatus.INTERNAL_ERROR})
+_GONE = frozenset({ServiceStatus.DONE, ServiceStatus.DELETING, ServiceStatus.DELETED})
+
+
+def decide_service(
+    config: ServiceConfig,
+    state: ServiceState,
+    observation: Observation,
+    backlog: Backlog,
+    now: datetime,
+    policy: LifecyclePolicy = DEFAULT_POLICY,
+) -> Decision:
+    """What the control plane should do about one managed service now."""
+    now = _utc(now)
+    status = ServiceStatus.parse(observation.status)
+    if status is ServiceStatus.RUNNING:
+        if observation.ready and state.mappings_paused:
+            return Decision(Action.FINISH_RESUME, Reason.RESUME_COMPLETE)
+        reason, _ = _suspend_gate(config, state, backlog, now, policy)
+        if reason is Reason.IDLE_WINDOW_ELAPSED:
+            return Decision(Action.SUSPEND, reason)
+        if not observation.ready:
+            return Decision(Action.WAIT, Reason.STARTING)
+        return Decision(Action.NONE, reason)
+    if status is ServiceStatus.SUSPENDED:
+        if state.lease_active(now):
+            # The lease holder has issued (or is about to issue) RESUME; the observation lags.
+            return Decision(Action.WAIT, Reason.RESUME_IN_PROGRESS)
+        wanted = _resume_reason(config, backlog, now, policy)
+        if wanted is not None:
+            return Decision(Action.RESUME, wanted)
+        if state.mappings_paused:
+            return Decision(Action.FINISH_RESUME, Reason.STALE_PAUSE)
+        return Decision(Action.NONE, Reason.SUSPENDED_IDLE)
+    if status is ServiceStatus.PENDING:
+        if state.lease_active(now):
+            return Decision(Action.WAIT, Reason.RESUME_IN_PROGRESS)
+        return Decision(Action.WAIT, Reason.RESUME_UNOWNED)
+    if status is ServiceStatus.SUSPENDING:
+        return Decision(Action.WAIT, Reason.SUSPENDING)
+    if status in _FAILED:
+        return Decision(Action.NONE, Reason.SERVICE_FAILED)
+    if status in _GONE:
+        return Decision(Action.NONE, Reason.SERVICE_GONE)
+    return Decision(Action.NONE, Reason.STATUS_UNKNOWN)
+
+
+def idle_countdown(
+    config: ServiceConfig,
+    state: ServiceState,
+    observation: Observation,
+    backlog: Backlog,
+    now: datetime,
+    policy: LifecyclePolicy = DEFAULT_POLICY,
+) -> IdleCountdown:
+    """Seconds until the service becomes eligible for suspension, if nothing changes."""
+    now = _utc(now)
+    if ServiceStatus.parse(observation.status) is not ServiceStatus.RUNNING:
+        return IdleCountdown(Reason.NOT_RUNNING, None, None)
+    reason, eligible_at = _suspend_gate(config, state, backlog, now, policy)
+    if eligible_at is None:
+        return IdleCountdown(reason, None, None)
+    return IdleCountdown(reason, eligible_at, max((eligible_at - now).total_seconds(), 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute pools
+
+_POOL_TRANSITIONS = frozenset({PoolStatus.STARTING, PoolStatus.STOPPING, PoolStatus.RESIZING})
+# Unmanaged services in these states do not need the pool.
+_SETTLED = frozenset({ServiceStatus.SUSPENDED, ServiceStatus.DONE, ServiceStatus.DELETED})
+
+
+def pool_needs_resume(pool_status: str) -> bool:
+    """Resume the pool before resuming a service on it."""
+    return PoolStatus.parse(pool_status) is PoolStatus.SUSPENDED
+
+
+def decide_pool(
+    pool_status: str,
+    members: Sequence[tuple[Observation, ServiceState]],
+    now: datetime,
+    *,
+    resume_requested: bool = False,
+    unmanaged_statuses: Iterable[str] = (),
+    suspend_when_idle: bool = True,
+) -> PoolDecision:
+    """What to do about one compute pool named in the registry.
+
+    ``members``: the managed services on the pool (observation and state). ``resume_requested``:
+    some member's decision this round is RESUME. ``unmanaged_statuses``: services on the pool
+    that the registry does not name; suspending the pool would suspend them, so any active one
+    keeps the pool up. ``suspend_when_idle``: per-pool switch (default on).
+    """
+    now = _utc(now)
+    pool_status = PoolStatus.parse(pool_status)
+    if pool_status in _POOL_TRANSITIONS:
+        return PoolDecision(PoolAction.WAIT, Reason.POOL_TRANSITION)
+    if pool_status is PoolStatus.UNKNOWN:
+        return PoolDecision(PoolAction.NONE, Reason.STATUS_UNKNOWN)
+    if resume_requested:
+        if pool_needs_resume(pool_status):
+            return PoolDecision(PoolAction.RESUME, Reason.SERVICE_RESUME)
+        return PoolDecision(PoolAction.NONE, Reason.POOL_RUNNING)
+    if pool_status is PoolStatus.SUSPENDED:
+        return PoolDecision(PoolAction.NONE, Reason.POOL_SUSPENDED)
+    if not suspend_when_idle:
+        return PoolDecision(PoolAction.NONE, Reason.POOL_SUSPEND_DISABLED)
+    if not members:
+        return PoolDecision(PoolAction.NONE, Reason.NO_MANAGED_SERVICES)
+    if any(state.lease_active(now) for _, state in members):
+        return PoolDecision(PoolAction.NONE, Reason.LEASE_HELD)
+    if any(ServiceStatus.parse(obs.status) is not ServiceStatus.SUSPENDED for obs, _ in members):
+        return PoolDecision(PoolAction.NONE, Reason.SERVICES_RUNNING)
+    if any(ServiceStatus.parse(s) not in _SETTLED for s in unmanaged_statuses):
+        return PoolDecision(PoolAction.NONE, Reason.UNMANAGED_SERVICE_ACTIVE)
+    return PoolDecision(PoolAction.SUSPEND, Reason.ALL_SERVICES_SUSPENDED)

@@ -1,0 +1,129 @@
+"""Snowflake side of the lifecycle: observe, resume and suspend managed services and pools.
+
+Only names from the service registry reach this module; they are validated again here because
+identifiers cannot be bound as parameters. Observations are ids and status strings only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from spcs_gateway.errors import ConfigurationError, ErrorCode
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+RUNNING = "RUNNING"
+SUSPENDED = "SUSPENDED"
+
+
+class QueryRunner(Protocol):
+    """What this module needs from the SQL client: rows as dicts keyed by lower-case column."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ServiceObservation:
+    fqn: str
+    status: str  # Snowflake service status: PENDING, RUNNING, SUSPENDED, ...
+    compute_pool: str | None
+    instances_ready: int
+    instances_total: int
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.status == RUNNING
+            and self.instances_total > 0
+            and self.instances_ready == self.instances_total
+        )
+
+
+@dataclass(frozen=True)
+class PoolObservation:
+    name: str
+    state: str  # STARTING, ACTIVE, IDLE, SUSPENDED, ...
+
+
+def checked_identifier(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "invalid Snowflake identifier")
+    return name.upper()
+
+
+def _split(fqn: str) -> tuple[str | None, str | None, str]:
+    parts = checked_identifier(fqn).split(".")
+    while len(parts) < 3:
+        parts.insert(0, "")
+    return parts[0] or None, parts[1] or None, parts[2]
+
+
+class ServiceController:
+    def __init__(self, sql: QueryRunner) -> None:
+        self._sql = sql
+
+    def observe(self, fqn: str) -> ServiceObservation:
+        database, schema, name = _split(fqn)
+        scope = f" IN SCHEMA {database}.{schema}" if database and schema else ""
+        rows = self._sql.query(f"SHOW SERVICES LIKE '{name}'{scope}")
+        row = next((r for r in rows if str(r.get("name", "")).upper() == name), None)
+        if row is None:
+            raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "managed service not found")
+        status = str(row.get("status", "UNKNOWN")).upper()
+        ready = total = 0
+        if status == RUNNING:
+            containers = self._sql.query(
+                f"SHOW SERVICE CONTAINERS IN SERVICE {checked_identifier(fqn)}"
+            )
+            instances: dict[str, bool] = {}
+            for c in containers:
+                instance = c.get("instance_id")
+                if instance is None:
+                    continue
+                state = str(c.get("instance_status") or c.get("status") or "").upper()
+                instances[str(instance)] = instances.get(str(instance), True) and state == "READY"
+            total = len(instances)
+            ready = sum(1 for ok in instances.values() if ok)
+        pool = row.get("compute_pool")
+        return ServiceObservation(
+            fqn=checked_identifier(fqn),
+            status=status,
+            compute_pool=str(pool).upper() if pool else None,
+            instances_ready=ready,
+            instances_total=total,
+        )
+
+    def resume(self, fqn: str) -> None:
+        self._sql.query(f"ALTER SERVICE IF EXISTS {checked_identifier(fqn)} RESUME")
+
+    def suspend(self, fqn: str) -> None:
+        self._sql.query(f"ALTER SERVICE IF EXISTS {checked_identifier(fqn)} SUSPEND")
+
+    def pool(self, name: str) -> PoolObservation:
+        pool = checked_identifier(name)
+        rows = self._sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
+        row = next((r for r in rows if str(r.get("name", "")).upper() == pool), None)
+        if row is None:
+            raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "compute pool not found")
+        return PoolObservation(name=pool, state=str(row.get("state", "UNKNOWN")).upper())
+
+    def pool_services(self, name: str) -> list[tuple[str, str]]:
+        """(DB.SCHEMA.NAME, status) of every service on the pool, managed or not: suspending a
+        pool suspends them all, so the lifecycle policy must see the unmanaged ones."""
+        pool = checked_identifier(name)
+        rows = self._sql.query(f"SHOW SERVICES IN COMPUTE POOL {pool}")
+        found: list[tuple[str, str]] = []
+        for r in rows:
+            parts = [str(r.get(k) or "") for k in ("database_name", "schema_name", "name")]
+            fqn = ".".join(p for p in parts if p).upper()
+            found.append((fqn, str(r.get("status", "UNKNOWN")).upper()))
+        return found
+
+    def resume_pool(self, name: str) -> None:
+        self._sql.query(f"ALTER COMPUTE POOL {checked_identifier(name)} RESUME")
+
+    def suspend_pool(self, name: str) -> None:
+        self._sql.query(f"ALTER COMPUTE POOL {checked_identifier(name)} SUSPEND")

@@ -1,0 +1,83 @@
+"""Queue depth and event-source-mapping pause/resume against moto."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from spcs_gateway.queues import EventSourceMappings, QueueMonitor, queue_name_from_arn
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        lam = boto3.client("lambda", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(
+            RoleName="router",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
+        lam.create_function(
+            FunctionName="note-router",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": buf.getvalue()},
+        )
+        urls = {q: sqs.create_queue(QueueName=f"{q}-queue")["QueueUrl"] for q in ("notes", "x")}
+        arns = {
+            q: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            for q, u in urls.items()
+        }
+        yield {"sqs": sqs, "lambda": lam, "urls": urls, "arns": arns}
+
+
+def test_depth_counts_visible_in_flight_and_delayed(aws: dict[str, Any]) -> None:
+    sqs, url = aws["sqs"], aws["urls"]["x"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+    monitor = QueueMonitor(sqs, aws["urls"])
+    depth = monitor.depth("x")
+    assert (depth.visible, depth.in_flight, depth.delayed) == (2, 1, 1)
+    assert depth.total == 4
+    total = monitor.total_depth(["x", "notes", "unknown-queue"])
+    assert total.total == 4
+
+
+def test_pause_and_resume_mappings_by_queue(aws: dict[str, Any]) -> None:
+    lam = aws["lambda"]
+    uuid = lam.create_event_source_mapping(
+        EventSourceArn=aws["arns"]["notes"], FunctionName="note-router", BatchSize=10
+    )["UUID"]
+    mappings = EventSourceMappings(lam, aws["arns"])
+    assert [m.enabled for m in mappings.states(["notes"])] == [True]
+    assert mappings.pause(["notes"]) == 1
+    assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Disabled"
+    assert mappings.pause(["notes"]) == 0  # idempotent: nothing left to change
+    assert mappings.resume(["notes"]) == 1
+    assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Enabled"
+    assert mappings.states(["not-managed"]) == []
+
+
+def test_queue_name_from_arn() -> None:
+    assert queue_name_from_arn("arn:aws:sqs:us-east-1:123456789012:notes-queue") == "notes-queue"
