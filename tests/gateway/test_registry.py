@@ -123,6 +123,20 @@ def test_unknown_time_zone_in_warm_window_rejected() -> None:
         parse_registry(doc)
 
 
+def test_invalid_cron_rejected_and_pool_settings() -> None:
+    doc = _doc()
+    doc["services"][0]["warm_windows"] = [{"cron": "99 6 * * 1-5", "duration_minutes": 60}]
+    with pytest.raises(RegistryError, match="warm_windows"):
+        parse_registry(doc)
+    doc["services"][0]["warm_windows"] = [
+        {"cron": "45 6 * * 1-5", "duration_minutes": 60, "timezone": "America/Chicago"}
+    ]
+    doc["pools"] = [{"name": "ML_INFERENCE_POOL", "suspend_when_idle": False}]
+    reg = parse_registry(doc)
+    assert reg.pool_suspends_when_idle("ml_inference_pool") is False
+    assert reg.pool_suspends_when_idle("OTHER_POOL") is True
+
+
 def test_invalid_json_is_a_registry_error() -> None:
     with pytest.raises(RegistryError, match="not valid JSON"):
         parse_registry("{not json")

@@ -145,6 +145,21 @@ class WarmWindow(_Strict):
     duration_minutes: int = Field(gt=0, le=24 * 60)
     timezone: str = "UTC"
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from datetime import UTC, datetime
+
+        from cronsim import CronSim, CronSimError
+
+        if len(value.split()) != 5:
+            raise ValueError("cron expression must have 5 fields")
+        try:
+            CronSim(value, datetime(2000, 1, 1, tzinfo=UTC))
+        except CronSimError as exc:
+            raise ValueError("invalid cron expression") from exc
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -217,6 +232,13 @@ class ServiceConfig(_Strict):
         return parts.netloc
 
 
+class PoolConfig(_Strict):
+    """A compute pool the gateway may suspend once every managed service on it is suspended."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")
+    suspend_when_idle: bool = True
+
+
 class ImageSettings(_Strict):
     allowed_buckets: list[str] = Field(default_factory=list)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1_024)
@@ -228,6 +250,8 @@ class Registry(_Strict):
     allow_http_loopback: bool = False
     snowflake: SnowflakeSettings
     services: list[ServiceConfig] = Field(min_length=1)
+    # Pools not listed here default to suspend_when_idle=True when all their services sleep.
+    pools: list[PoolConfig] = Field(default_factory=list)
     images: ImageSettings = Field(default_factory=ImageSettings)
 
     @model_validator(mode="after")
@@ -247,6 +271,11 @@ class Registry(_Strict):
             if svc.name == name:
                 return svc
         raise KeyError(name)
+
+    def pool_suspends_when_idle(self, pool: str) -> bool:
+        wanted = pool.upper()
+        conf = next((p for p in self.pools if p.name.upper() == wanted), None)
+        return True if conf is None else conf.suspend_when_idle
 
     def by_fqn(self, fqn: str) -> ServiceConfig | None:
         wanted = fqn.upper()
