@@ -1,0 +1,602 @@
+"""Assembles the emulator: the account endpoint, one ingress endpoint per service, a ticker.
+
+Account endpoint (one threaded werkzeug server on ``config.port``):
+  - the snowflake-connector-python wire protocol (``wire.WireProtocol``),
+  - ``POST /oauth/token`` (key-pair JWT -> ingress token, as plain text),
+  - ``POST /api/v2/databases/<db>/schemas/<schema>/cortex-search-services/<name>:query``,
+  - ``/admin/...``: status, faults, service and pool suspend/resume (loopback only, no auth).
+Each service gets its own threaded werkzeug server on a loopback port, like the unique host
+name of a real public endpoint; its OAuth scope is that ``host:port``.
+
+``config_document()`` is a gateway service registry (``spcs_gateway.registry``) pointing at
+all of this, written to ``config.config_out`` once everything listens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from .auth import AuthError, EmulatorAuth, load_public_key
+from .backends import ImageStandIn, NerBackend
+from .clock import Clock, SystemClock
+from .faults import FaultInjector, parse_faults
+from .ingress import (
+    TOKEN_CLASSIFICATION,
+    ZERO_SHOT_IMAGE_CLASSIFICATION,
+    BytesEncoding,
+    IngressApp,
+    image_runner,
+    token_classification_runner,
+)
+from .state import Account, LifecycleError, ServiceSpec
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+PRIVATE_KEY_FILE = "rsa_key.p8"
+PUBLIC_KEY_FILE = "rsa_key.pub"
+PAT_FILE = "pat.txt"
+DEFAULT_POOL = "ML_INFERENCE_POOL"
+
+
+@dataclass(frozen=True)
+class EmulatedService:
+    """A service to emulate plus what the registry document says about it."""
+
+    name: str  # logical name in the gateway registry
+    spec: ServiceSpec
+    queues: tuple[str, ...] = ()
+    label_sets: dict[str, list[str]] = field(default_factory=dict)
+
+
+def default_services() -> list[EmulatedService]:
+    """The two services of the seed guide, in compute pool ML_INFERENCE_POOL."""
+    return [
+        EmulatedService(
+            name="biobert_ner",
+            spec=ServiceSpec(
+                fqn="PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE",
+                compute_pool=DEFAULT_POOL,
+                model_name="BIOBERT_NER",
+                model_version="V1",
+                task=TOKEN_CLASSIFICATION,
+            ),
+            queues=("notes",),
+        ),
+        EmulatedService(
+            name="biomedclip",
+            spec=ServiceSpec(
+                fqn="PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE",
+                compute_pool=DEFAULT_POOL,
+                model_name="BIOMEDCLIP_CLASSIFIER",
+                model_version="V1",
+                task=ZERO_SHOT_IMAGE_CLASSIFICATION,
+            ),
+            queues=("images",),
+            label_sets={
+                "chest_xray": [
+                    "normal chest radiograph",
+                    "pneumonia",
+                    "pleural effusion",
+                    "cardiomegaly",
+                    "pneumothorax",
+                ],
+                "skin_lesion": ["benign nevus", "melanoma", "eczema", "impetigo"],
+            },
+        ),
+    ]
+
+
+@dataclass
+class EmulatorConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_keys: list[Path] = field(default_factory=list)
+    pats: list[str] = field(default_factory=list)
+    resume_seconds: float = 5.0
+    auto_resume: bool = True
+    start_suspended: bool = False
+    faults: list[str] = field(default_factory=list)
+    config_out: Path | None = None
+    ingress_port_base: int | None = None
+    account_name: str = "LOCALTEST"
+    user: str = "GATEWAY_SVC"
+    role: str = "SPCS_GATEWAY_ROLE"
+    warehouse: str = "INFERENCE_WH"
+    bytes_encoding: BytesEncoding = "base64"
+    tick_seconds: float = 0.5
+    services: list[EmulatedService] = field(default_factory=default_services)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    public_keys: list[rsa.RSAPublicKey]
+    pats: list[str]
+    auth_mode: str  # "keypair" | "pat": what the registry document uses
+    secret_file: Path  # private key PEM (keypair) or PAT file (pat)
+    generated: bool  # the key pair was generated (or reused) under the state dir
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (0600), replacing any previous one."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def ensure_keypair(state_dir: Path) -> tuple[Path, Path]:
+    """The service user's key pair under ``state_dir`` (PEM, 0600), generated once."""
+    private_path, public_path = state_dir / PRIVATE_KEY_FILE, state_dir / PUBLIC_KEY_FILE
+    if private_path.exists() and public_path.exists():
+        return private_path, public_path
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _write_private(
+        private_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    _write_private(
+        public_path,
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+    return private_path, public_path
+
+
+def resolve_credentials(config: EmulatorConfig) -> Credentials:
+    keys = [load_public_key(Path(p).read_bytes()) for p in config.public_keys]
+    pats = [p for p in config.pats if p]
+    if not keys and not pats:
+        private_path, public_path = ensure_keypair(config.state_dir)
+        keys = [load_public_key(public_path.read_bytes())]
+        return Credentials(keys, pats, "keypair", private_path, generated=True)
+    if pats:
+        pat_path = config.state_dir / PAT_FILE
+        _write_private(pat_path, pats[0].encode("utf-8"))
+        return Credentials(keys, pats, "pat", pat_path, generated=False)
+    # Only public keys: the matching private key is the caller's; the document points at
+    # where they should put it.
+    return Credentials(keys, pats, "keypair", config.state_dir / PRIVATE_KEY_FILE, False)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers
+    )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request lines, and no request text in error lines (a bad request line may
+    hold anything, PHI included). TCP_NODELAY: werkzeug writes headers and body separately,
+    and Nagle + delayed ACK would add ~40 ms to every answer."""
+
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.warning("%s: malformed or dropped HTTP request", self.server.server_address)
+
+
+class _Ticker(threading.Thread):
+    def __init__(self, tick: Callable[[], None], every: float) -> None:
+        super().__init__(name="emulator-ticker", daemon=True)
+        self._tick, self._every = tick, every
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self._every):
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - keep ticking; the cause is logged
+                log.error("ticker: %s", type(exc).__name__)
+
+
+class EmulatorServer:
+    """The running emulator. ``start()`` returns once everything listens."""
+
+    def __init__(self, config: EmulatorConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._ticker: _Ticker | None = None
+        self._account_server: BaseWSGIServer | None = None
+        self.ingress: dict[str, IngressApp] = {}  # logical name -> app
+        self._by_name: dict[str, EmulatedService] = {}
+        self.credentials: Credentials | None = None
+        self.store: Store | None = None
+        self.account: Account | None = None
+        self.auth: EmulatorAuth | None = None
+        self.faults = FaultInjector(parse_faults(config.faults))
+        self._wire: Any = None
+        self._search: Any = None
+        self._url_map = Map(
+            [
+                Rule("/oauth/token", endpoint="oauth", methods=["POST"]),
+                Rule(
+                    "/api/v2/databases/<db>/schemas/<schema>/cortex-search-services/<target>",
+                    endpoint="search",
+                    methods=["POST"],
+                ),
+                Rule("/admin/status", endpoint="status", methods=["GET"]),
+                Rule("/admin/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+                Rule("/admin/services", endpoint="services", methods=["GET"]),
+                Rule("/admin/services/<name>", endpoint="service", methods=["GET"]),
+                Rule(
+                    "/admin/services/<name>/<action>", endpoint="service_action", methods=["POST"]
+                ),
+                Rule("/admin/pools/<name>/<action>", endpoint="pool_action", methods=["POST"]),
+            ]
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> EmulatorServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials = resolve_credentials(config)
+        try:
+            self.store = Store(config.state_dir)
+            specs = [svc.spec for svc in config.services]
+            self.account = Account(
+                self.store,
+                self.clock,
+                specs,
+                resume_seconds=config.resume_seconds,
+                auto_resume=config.auto_resume,
+                start_suspended=config.start_suspended,
+                account_name=config.account_name,
+            )
+            if not config.auto_resume:  # the flag wins over a setting kept in the state dir
+                for spec in specs:
+                    self.account.alter_service(spec.fqn, auto_resume=False)
+            self.auth = EmulatorAuth(
+                config.account_name,
+                config.user,
+                self.credentials.public_keys,
+                self.credentials.pats,
+                self.clock,
+            )
+            self._start_ingress()
+            self._start_account_endpoint()
+            self._ticker = _Ticker(self.account.tick, config.tick_seconds)
+            self._ticker.start()
+            if config.config_out is not None:
+                self.write_config(config.config_out)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_ingress(self) -> None:
+        assert self.account is not None
+        assert self.auth is not None
+        config = self.config
+        ner: NerBackend | None = None
+        image: ImageStandIn | None = None
+        for offset, svc in enumerate(config.services):
+            task = svc.spec.task
+            if task == TOKEN_CLASSIFICATION:
+                # The dictionaries load on the first NER request (~2.5 s of CPU), so an
+                # emulator that never sees a note does not pay for them.
+                ner = ner or NerBackend()
+                runner, backend_name = token_classification_runner(ner), ner.name
+            elif task == ZERO_SHOT_IMAGE_CLASSIFICATION:
+                image = image or ImageStandIn()
+                runner = image_runner(image, config.bytes_encoding)
+                backend_name = image.name
+            else:
+                raise ValueError(f"unsupported task {task!r} for {svc.spec.fqn}")
+            app = IngressApp(
+                fqn=self.account.resolve(svc.spec.fqn),
+                names=(svc.name,),
+                method=svc.spec.method,
+                task=task,
+                runner=runner,
+                backend_name=backend_name,
+                account=self.account,
+                auth=self.auth,
+                faults=self.faults,
+            )
+            port = 0 if config.ingress_port_base is None else config.ingress_port_base + offset
+            server = self._serve(app, port, f"ingress-{svc.name}")
+            app.scope_host = f"{config.host}:{server.port}"
+            self.account.set_ingress_url(app.fqn, app.scope_host)
+            self.ingress[svc.name] = app
+            self._by_name[svc.name] = svc
+
+    def _start_account_endpoint(self) -> None:
+        # Imported here: the SQL side is the biggest import and only this endpoint needs it.
+        from .search import CortexSearch
+        from .sqlengine import SqlEngine
+        from .wire import WireProtocol
+
+        assert self.account is not None
+        assert self.store is not None
+        engine = SqlEngine(self.account, self.store)
+        self._wire = WireProtocol(engine, self._authenticate_login, now=self.clock.now)
+        self._search = CortexSearch(self.store)
+        self._account_server = self._serve(self._account_app, self.config.port, "account")
+
+    def _serve(self, app: Any, port: int, name: str) -> BaseWSGIServer:
+        server = make_server(
+            self.config.host, port, app, threaded=True, request_handler=_QuietHandler
+        )
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
+        thread.start()
+        self._servers.append((server, thread))
+        return server
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stopping.set()
+            self._ticker.join(timeout=5)
+            self._ticker = None
+        for server, thread in reversed(self._servers):
+            server.shutdown()
+            thread.join(timeout=5)
+            server.server_close()
+        self._servers.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # -- addresses and the registry document ----------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._account_server is None:
+            raise RuntimeError("the emulator is not started")
+        return int(self._account_server.port)
+
+    @property
+    def account_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def ingress_url(self, name: str) -> str:
+        return f"http://{self.ingress[name].scope_host}"
+
+    def config_document(self) -> dict[str, Any]:
+        """A gateway service registry pointing at this emulator."""
+        assert self.credentials is not None
+        config = self.config
+        services = []
+        for name, app in self.ingress.items():
+            svc = self._by_name[name]
+            services.append(
+                {
+                    "name": name,
+                    "service": app.fqn,
+                    "compute_pool": svc.spec.compute_pool,
+                    "url": self.ingress_url(name),
+                    "method": svc.spec.method,
+                    "task": svc.spec.task,
+                    "model_version": svc.spec.model_version,
+                    "queues": list(svc.queues),
+                    "label_sets": svc.label_sets,
+                    "max_batch_rows": 32,
+                    "bytes_encoding": config.bytes_encoding,
+                }
+            )
+        return {
+            "version": 1,
+            "allow_http_loopback": True,
+            "snowflake": {
+                "account": config.account_name,
+                "user": config.user,
+                "role": config.role,
+                "warehouse": config.warehouse,
+                "host": config.host,
+                "port": self.port,
+                "protocol": "http",
+                "auth": self.credentials.auth_mode,
+                "secret": {"file": str(self.credentials.secret_file.resolve())},
+            },
+            "services": services,
+        }
+
+    def write_config(self, path: Path) -> None:
+        """Write the registry document atomically (readers never see half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.config_document(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    # -- account endpoint -----------------------------------------------------------------------
+
+    def _authenticate_login(self, login: Any) -> str:
+        from .wire import AuthRejected
+
+        assert self.auth is not None
+        try:
+            return self.auth.verify_login(
+                getattr(login, "authenticator", None),
+                getattr(login, "login_name", None),
+                getattr(login, "account", None),
+                getattr(login, "token", None) or "",
+            )
+        except AuthError as exc:
+            raise AuthRejected(exc.message) from None
+
+    def _account_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        try:
+            response = self._wire.dispatch(request)
+            if response is None:
+                response = self._route(request)
+        except HTTPException as exc:
+            response = _json(exc.code or 500, {"error": "http_error", "message": exc.name})
+        except Exception as exc:  # noqa: BLE001 - a PHI-free 500, never a traceback page
+            log.error("account endpoint: internal error (%s)", type(exc).__name__)
+            response = _json(500, {"error": "internal_error", "message": "emulator error"})
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except HTTPException as exc:
+            return _json(exc.code or 404, {"error": "not_found", "message": exc.name})
+        handler = getattr(self, f"_on_{endpoint}")
+        response: Response = handler(request, **args)
+        return response
+
+    def _on_oauth(self, request: Request) -> Response:
+        assert self.auth is not None
+        hosts = [app.scope_host for app in self.ingress.values()]
+        try:
+            token = self.auth.exchange(request.form.to_dict(), hosts)
+        except AuthError as exc:
+            return _json(exc.status, exc.body())
+        return Response(token, status=200, mimetype="text/plain")
+
+    def _on_search(self, request: Request, db: str, schema: str, target: str) -> Response:
+        from .search import SearchError
+
+        assert self.auth is not None
+        name, sep, verb = target.rpartition(":")
+        if not sep or verb != "query":
+            return _json(404, {"code": "404", "message": "unknown Cortex Search operation"})
+        try:
+            self.auth.verify_bearer(
+                request.headers.get("Authorization"),
+                request.headers.get("X-Snowflake-Authorization-Token-Type"),
+            )
+        except AuthError as exc:
+            return _json(exc.status, {"code": str(exc.status), "message": exc.message})
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"code": "400", "message": "request body is not valid JSON"})
+        if not isinstance(body, dict):
+            return _json(400, {"code": "400", "message": "request body must be a JSON object"})
+        try:
+            result = self._search.query(f"{db}.{schema}.{name}", body)
+        except SearchError as exc:
+            return _json(exc.status, {"code": exc.code, "message": exc.message})
+        return _json(200, result)
+
+    # -- admin API ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        assert self.account is not None
+        return {
+            "account_url": self.account_url,
+            "account": self.account.snapshot(),
+            "ingress": {
+                name: {
+                    "service": app.fqn,
+                    "url": self.ingress_url(name),
+                    "backend": app.backend_name,
+                    "stats": app.stats.snapshot(),
+                }
+                for name, app in self.ingress.items()
+            },
+            "faults": [spec.to_text() for spec in self.faults.specs],
+        }
+
+    def _on_status(self, request: Request) -> Response:
+        return _json(200, self.status())
+
+    def _on_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.faults.set([])
+        elif request.method == "POST":
+            try:
+                body = json.loads(request.get_data(cache=False) or b"{}")
+                texts = body.get("faults") if isinstance(body, dict) else None
+                if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                    raise ValueError('expected {"faults": ["<spec>", ...]}')
+                self.faults.set(parse_faults(texts))
+            except ValueError as exc:  # our own parse messages: no request values in them
+                return _json(400, {"error": "bad_fault_spec", "message": str(exc)})
+        return _json(200, {"faults": [spec.to_text() for spec in self.faults.specs]})
+
+    def _service_fqn(self, name: str) -> str:
+        assert self.account is not None
+        if name in self._by_name:
+            return self.ingress[name].fqn
+        return self.account.resolve(name)
+
+    def _on_services(self, request: Request) -> Response:
+        assert self.account is not None
+        return _json(200, {"services": self.account.snapshot()["services"]})
+
+    def _on_service(self, request: Request, name: str) -> Response:
+        assert self.account is not None
+        try:
+            fqn = self._service_fqn(name)
+        except KeyError:
+            return _json(404, {"error": "not_found", "message": "unknown service"})
+        rows = [s for s in self.account.snapshot()["services"] if s["name"] == fqn]
+        return _json(200, rows[0]) if rows else _json(404, {"error": "not_found"})
+
+    def _on_service_action(self, request: Request, name: str, action: str) -> Response:
+        assert self.account is not None
+        try:
+            fqn = self._service_fqn(name)
+        except KeyError:
+            return _json(404, {"error": "not_found", "message": "unknown service"})
+        actions = {"suspend": self.account.suspend_service, "resume": self.account.resume_service}
+        if action not in actions:
+            return _json(404, {"error": "not_found", "message": "use suspend or resume"})
+        try:
+            actions[action](fqn)
+        except LifecycleError as exc:
+            return _json(409, {"error": "conflict", "message": exc.message})
+        return self._on_service(request, name)
+
+    def _on_pool_action(self, request: Request, name: str, action: str) -> Response:
+        assert self.account is not None
+        actions = {"suspend": self.account.suspend_pool, "resume": self.account.resume_pool}
+        if action not in actions:
+            return _json(404, {"error": "not_found", "message": "use suspend or resume"})
+        try:
+            actions[action](name)
+        except KeyError:
+            return _json(404, {"error": "not_found", "message": "unknown compute pool"})
+        except LifecycleError as exc:
+            return _json(409, {"error": "conflict", "message": exc.message})
+        return _json(200, {"compute_pools": self.account.snapshot()["compute_pools"]})
