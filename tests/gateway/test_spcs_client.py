@@ -537,3 +537,13 @@ def test_empty_input(make_harness: Callable[..., Harness]) -> None:
         route = router.post(NER_URL)
         assert h.client.infer(h.ner, []) == []
     assert route.call_count == 0
+
+
+def test_rows_and_results_keep_phi_out_of_repr() -> None:
+    from spcs_gateway.spcs_client import InferenceInput, RowResult
+
+    row = InferenceInput(key="m-1", values=("PHI-CANARY-TEXT",))
+    result = RowResult(key="m-1", output=[{"word": "PHI-CANARY-WORD"}], error=None, latency_ms=3)
+    assert "PHI-CANARY" not in repr(row)
+    assert "PHI-CANARY" not in repr(result)
+    assert "m-1" in repr(row)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -46,13 +46,14 @@ _MAX_WORKERS = 64
 @dataclass(frozen=True)
 class InferenceInput:
     key: str  # caller's id for the row (SQS messageId); never sent to SPCS
-    values: tuple[Any, ...]  # column values in signature order (ServiceConfig.columns)
+    # Column values in signature order (ServiceConfig.columns). PHI: kept out of repr.
+    values: tuple[Any, ...] = field(repr=False)
 
 
 @dataclass(frozen=True)
 class RowResult:
     key: str
-    output: Any | None  # decoded value of ServiceConfig.out_column when ok
+    output: Any | None = field(repr=False)  # decoded out_column value when ok (PHI)
     error: GatewayError | None  # None when ok
     latency_ms: int  # wall time of the request that produced it
 

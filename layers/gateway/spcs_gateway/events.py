@@ -1,0 +1,149 @@
+"""Versioned inbound event models (the JSON body of an SQS message). Pure: no I/O.
+
+Discriminated on ``schema``. Every model forbids unknown fields, so an event cannot smuggle in
+an endpoint, a URL or any other routing hint: endpoints come only from the service registry.
+Validation errors are reported as field locations and error types, never values (the text,
+the image and the attributes are PHI).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from spcs_gateway.errors import ErrorCode, PoisonError
+
+NOTE_SCHEMA = "clinical-note.v1"
+IMAGE_SCHEMA = "medical-image.v1"
+
+MAX_TEXT_CHARS = 100_000
+# An inline image arrives inside an SQS message (1 MiB at most); this bound only stops absurd
+# input early. The configured ``images.max_image_bytes`` is enforced by ``images.py``.
+MAX_BASE64_CHARS = 2 * 1024 * 1024
+MAX_LABELS = 1_000
+_MAX_ERRORS_REPORTED = 8
+
+# Ids: a conservative charset (no spaces, no control characters), bounded length.
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$"
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+LabelSetName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+# RFC 3339 date-time with an explicit offset (pydantic alone would also take unix numbers).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with offset")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InlineImage(_Strict):
+    base64: str = Field(min_length=4, max_length=MAX_BASE64_CHARS, repr=False)
+    content_type: Literal["image/png", "image/jpeg"]
+
+
+class S3Image(_Strict):
+    s3_uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S{1,1024}$")
+
+
+class NoteEvent(_Strict):
+    schema_: Literal["clinical-note.v1"] = Field(alias="schema")
+    event_id: Identifier
+    note_id: Identifier
+    source: Identifier
+    occurred_at: Rfc3339
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, repr=False)
+    attributes: dict[str, Any] | None = Field(default=None, repr=False)
+
+    @property
+    def subject_id(self) -> str:
+        return self.note_id
+
+
+class ImageEvent(_Strict):
+    schema_: Literal["medical-image.v1"] = Field(alias="schema")
+    event_id: Identifier
+    image_id: Identifier
+    source: Identifier
+    occurred_at: Rfc3339
+    image: InlineImage | S3Image = Field(repr=False)
+    candidate_labels: list[Label] | None = Field(
+        default=None, min_length=1, max_length=MAX_LABELS, repr=False
+    )
+    label_set: LabelSetName | None = None
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> ImageEvent:
+        if (self.candidate_labels is None) == (self.label_set is None):
+            raise ValueError("give exactly one of candidate_labels or label_set")
+        return self
+
+    @property
+    def subject_id(self) -> str:
+        return self.image_id
+
+
+Event = NoteEvent | ImageEvent
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(
+    Annotated[NoteEvent | ImageEvent, Field(discriminator="schema_")]
+)
+
+_SAFE_LOC = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+def _loc(parts: tuple[int | str, ...], error_type: str) -> str:
+    # The name of an unknown key is chosen by the producer (it could hold anything): never
+    # echo it. Known field names are ours; anything odd-looking is masked too.
+    if error_type == "extra_forbidden" and parts:
+        parts = (*parts[:-1], "<unknown>")
+    safe = [str(p) if _SAFE_LOC.match(str(p)) or p == "<unknown>" else "<key>" for p in parts]
+    return ".".join(safe) or "<root>"
+
+
+def parse_event(body: str | bytes) -> Event:
+    """Validate one SQS message body. Raises ``PoisonError`` with a PHI-free detail."""
+    try:
+        return _EVENT_ADAPTER.validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    types = {err["type"] for err in errors}
+    if "json_invalid" in types or "json_type" in types:
+        raise PoisonError(ErrorCode.INVALID_JSON, "body is not valid JSON") from None
+    if types & _TAG_ERRORS:
+        raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "schema missing or not supported") from None
+    shown = [
+        f"{_loc(err['loc'], err['type'])}:{err['type']}" for err in errors[:_MAX_ERRORS_REPORTED]
+    ]
+    more = len(errors) - len(shown)
+    detail = "; ".join(shown) + (f"; +{more} more" if more > 0 else "")
+    raise PoisonError(ErrorCode.INVALID_EVENT, detail) from None

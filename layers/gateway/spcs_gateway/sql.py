@@ -1,0 +1,190 @@
+"""``SnowflakeSql``: one snowflake-connector-python connection per container, bound parameters only.
+
+* Opened lazily on the first statement and reused across warm invocations (a login costs a
+  round trip plus key-pair auth; a kept session costs nothing).
+* ``paramstyle="qmark"``: values travel as server-side bindings, never inside the SQL text.
+* A closed or expired session is reopened once and the statement retried; the gateway only
+  issues idempotent statements (SELECT, MERGE on EVENT_ID), so a retry cannot double a row.
+* Connector errors become ``TransientError`` with a fixed detail and the connector's errno: the
+  connector's message is dropped because it may echo SQL values.
+
+Lambda: the connector writes caches under ``$HOME`` (OCSP responses, token cache). Lambda's
+home is read-only, so the template sets ``HOME=/tmp``; ``ensure_writable_home()`` does the same
+when it finds ``$HOME`` unwritable, before the connector is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from spcs_gateway.errors import ErrorCode, GatewayError, TransientError
+
+if TYPE_CHECKING:
+    from snowflake.connector import SnowflakeConnection
+
+    from spcs_gateway.auth import TokenProvider
+
+LOGIN_TIMEOUT_S = 20
+# Connector 5.x splits the classic ``network_timeout`` into these two (wall clock, retries
+# included); the classic name still works but is deprecated.
+QUERY_TIMEOUT_S = 60
+REQUEST_TIMEOUT_S = 30
+# errnos that mean "this session is gone, log in again" (connector 5.x keeps the classic codes).
+_SESSION_GONE_ERRNOS = frozenset({250002, 390111, 390112, 390114})
+
+Connect = Callable[[], "SnowflakeConnection"]
+
+
+def ensure_writable_home() -> None:
+    home = os.environ.get("HOME")
+    if home and os.access(home, os.W_OK):
+        return
+    os.environ["HOME"] = tempfile.gettempdir()
+
+
+def make_connect(
+    tokens: TokenProvider,
+    *,
+    login_timeout: int = LOGIN_TIMEOUT_S,
+    query_timeout: int = QUERY_TIMEOUT_S,
+    request_timeout: int = REQUEST_TIMEOUT_S,
+) -> Connect:
+    """A ``connect()`` for ``SnowflakeSql``; credentials are read at each (re)connect, so a
+    rotated key or PAT is picked up by the next login."""
+
+    def connect() -> SnowflakeConnection:
+        ensure_writable_home()
+        import snowflake.connector
+
+        return snowflake.connector.connect(
+            **tokens.connector_kwargs(),
+            paramstyle="qmark",
+            client_session_keep_alive=False,
+            # No async queries are ever left running: closing may always log the session out.
+            enable_server_session_keep_alive_auto_detection=False,
+            login_timeout=login_timeout,
+            query_timeout=query_timeout,
+            request_timeout=request_timeout,
+        )
+
+    return connect
+
+
+def _errno(exc: BaseException) -> int:
+    value = getattr(exc, "errno", None)
+    return value if isinstance(value, int) else -1
+
+
+class SnowflakeSql:
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
+        self._conn: SnowflakeConnection | None = None
+        self._lock = threading.Lock()
+        self.connects = 0  # logins performed (tests, metrics)
+
+    def execute(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        error_code: ErrorCode = ErrorCode.RESULTS_WRITE_FAILED,
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement with qmark bindings; return its rows (empty for DML)."""
+        from snowflake.connector import errors as sf_errors
+
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection()
+                try:
+                    with conn.cursor() as cursor:
+                        cursor.execute(sql, list(params))
+                        rows = cursor.fetchall() if cursor.description else []
+                    return [tuple(row) for row in rows]
+                except sf_errors.Error as exc:
+                    errno = _errno(exc)
+                    if attempt == 1 and self._session_gone(exc, conn):
+                        self._drop()
+                        continue
+                    raise TransientError(
+                        error_code, f"Snowflake statement failed (errno {errno})"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        error_code: ErrorCode = ErrorCode.DEPENDENCY_ERROR,
+    ) -> list[dict[str, Any]]:
+        """Run one statement; rows as dicts keyed by lower-case column name (``SHOW`` output,
+        ``service_control.QueryRunner``). Same session reuse, retry and error rules as
+        ``execute``."""
+        from snowflake.connector import DictCursor
+        from snowflake.connector import errors as sf_errors
+
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection()
+                try:
+                    with conn.cursor(DictCursor) as cursor:
+                        cursor.execute(sql, list(params))
+                        rows = cursor.fetchall() if cursor.description else []
+                    return [{str(k).lower(): v for k, v in row.items()} for row in rows]
+                except sf_errors.Error as exc:
+                    if attempt == 1 and self._session_gone(exc, conn):
+                        self._drop()
+                        continue
+                    raise TransientError(
+                        error_code, f"Snowflake statement failed (errno {_errno(exc)})"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connection(self) -> SnowflakeConnection:
+        if self._conn is not None and not self._is_closed(self._conn):
+            return self._conn
+        self._drop()
+        from snowflake.connector import errors as sf_errors
+
+        try:
+            self._conn = self._connect()
+        except GatewayError:
+            raise  # credentials: already PHI-free and classified
+        except sf_errors.Error as exc:
+            raise TransientError(
+                ErrorCode.DEPENDENCY_ERROR, f"Snowflake login failed (errno {_errno(exc)})"
+            ) from None
+        self.connects += 1
+        return self._conn
+
+    @staticmethod
+    def _is_closed(conn: SnowflakeConnection) -> bool:
+        try:
+            return bool(conn.is_closed())
+        except Exception:  # noqa: BLE001 - an unreadable state counts as closed
+            return True
+
+    def _session_gone(self, exc: BaseException, conn: SnowflakeConnection) -> bool:
+        from snowflake.connector import errors as sf_errors
+
+        if isinstance(exc, sf_errors.OperationalError | sf_errors.InterfaceError):
+            return True
+        if type(exc).__name__ == "ReauthenticationRequest":
+            return True
+        return _errno(exc) in _SESSION_GONE_ERRNOS or self._is_closed(conn)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Closing a dead session may fail; it is gone either way.
+            with contextlib.suppress(Exception):
+                conn.close()
