@@ -1,0 +1,165 @@
+"""ensure_ready against the Snowflake/SPCS emulator through SnowflakeSql and the real connector
+(AWS side: moto state table, queue and event source mapping)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto import mock_aws
+
+from spcs_gateway.auth import TokenProvider
+from spcs_gateway.control import ControlPlane, Outcome
+from spcs_gateway.queues import EventSourceMappings, QueueMonitor
+from spcs_gateway.registry import parse_registry
+from spcs_gateway.secrets import CredentialSource
+from spcs_gateway.service_control import ServiceController
+from spcs_gateway.service_state import ServiceStateStore
+from spcs_gateway.sql import SnowflakeSql, make_connect
+
+pytestmark = pytest.mark.emulator
+
+REGION = "us-east-1"
+TABLE = "service-state"
+
+
+class CountingSql:
+    """The real SnowflakeSql, with every statement recorded."""
+
+    def __init__(self, sql: SnowflakeSql) -> None:
+        self._sql = sql
+        self.statements: list[str] = []
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            self.statements.append(sql)
+        return self._sql.query(sql, params)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "service", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "service", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sqs = boto3.client("sqs", region_name=REGION)
+        lam = boto3.client("lambda", region_name=REGION)
+        role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="router",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
+        lam.create_function(
+            FunctionName="note-router",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": buf.getvalue()},
+        )
+        url = sqs.create_queue(QueueName="notes")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        # Messages first: moto would invoke the function (Docker) on a send to an enabled mapping.
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": i}))
+        uuid = lam.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName="note-router", BatchSize=10
+        )["UUID"]
+        yield {
+            "dynamodb": dynamodb,
+            "sqs": sqs,
+            "lambda": lam,
+            "urls": {"notes": url},
+            "arns": {"notes": arn},
+            "uuid": uuid,
+        }
+
+
+def _status(sql: SnowflakeSql, name: str) -> str:
+    rows = sql.query(f"SHOW SERVICES LIKE '{name}' IN SCHEMA PEDIATRIC_ML.MODELS")
+    return str(rows[0]["status"])
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def test_ctl_control_emulator_ensure_ready_resumes_once(
+    emulator_factory: Callable[..., Any], aws: dict[str, Any]
+) -> None:
+    handle = emulator_factory("--resume-seconds", "2")
+    registry = parse_registry(handle.config)
+    config = registry.service("biobert_ner")
+    with httpx.Client() as http:
+        tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+        sql = SnowflakeSql(make_connect(tokens))
+        try:
+            sql.query(f"ALTER SERVICE {config.service} SUSPEND")
+            _wait_for(lambda: _status(sql, "BIOBERT_NER_SERVICE") == "SUSPENDED")
+            counting = CountingSql(sql)
+            lam = aws["lambda"]
+            pauses: list[str] = []
+
+            class Mappings(EventSourceMappings):
+                def pause(self, queues: Any) -> int:
+                    changed = super().pause(queues)
+                    pauses.append(lam.get_event_source_mapping(UUID=aws["uuid"])["State"])
+                    return changed
+
+            control = ControlPlane(
+                registry,
+                ServiceController(counting),
+                ServiceStateStore(TABLE, aws["dynamodb"]),
+                QueueMonitor(aws["sqs"], aws["urls"]),
+                Mappings(lam, aws["arns"]),
+                owner_id="emulator-test",
+                poll_interval=0.25,
+            )
+            started = time.monotonic()
+            result = control.ensure_ready("biobert_ner", budget_s=30)
+            elapsed = time.monotonic() - started
+            assert result.outcome is Outcome.READY
+            assert result.resumed
+            assert result.ready
+            resumes = [s for s in counting.statements if re.search(r"\bRESUME\b", s)]
+            assert resumes == [f"ALTER SERVICE IF EXISTS {config.service} RESUME"]
+            assert elapsed >= 1.5  # the emulator's resume delay (2 s) was waited out
+            assert pauses == ["Disabled"]
+            assert lam.get_event_source_mapping(UUID=aws["uuid"])["State"] == "Enabled"
+            assert _status(sql, "BIOBERT_NER_SERVICE") == "RUNNING"
+            state = ServiceStateStore(TABLE, aws["dynamodb"]).get("biobert_ner")
+            assert state.status == "RUNNING"
+            assert state.ready
+            assert state.resumes == 1
+            assert state.lease_owner is None
+            assert not state.mappings_paused
+            # Already ready: a second call resumes nothing.
+            again = control.ensure_ready("biobert_ner", budget_s=30)
+            assert again.outcome is Outcome.READY
+            assert not again.resumed
+            assert len([s for s in counting.statements if re.search(r"\bRESUME\b", s)]) == 1
+        finally:
+            sql.close()
