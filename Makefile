@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit cfn demo bench clean
+.PHONY: venv test lint typecheck unit cfn demo bench clean openapi
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# Regenerate the committed OpenAPI document of the on-demand API (a test fails when it is stale).
+openapi: venv
+	$(BIN)/python -m spcs_gateway.api.openapi > openapi.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

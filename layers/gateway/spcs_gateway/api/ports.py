@@ -1,0 +1,85 @@
+"""What the API needs from its collaborators: small protocols, so tests pass fakes.
+
+Production wiring (``wiring.build_dependencies``): ``SpcsClient``, ``control_client.
+LambdaControlClient``, ``service_state.ServiceStateStore``, ``results.ResultsSink``,
+``images.ImageSource`` and ``search.CortexSearchClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from spcs_gateway.events import InlineImage
+from spcs_gateway.images import CheckedImage
+from spcs_gateway.lifecycle import ServiceState
+from spcs_gateway.registry import Registry, ServiceConfig
+from spcs_gateway.results import ResultRow
+from spcs_gateway.spcs_client import InferenceInput, RowResult
+
+
+class Inference(Protocol):
+    def infer(
+        self, service: ServiceConfig, inputs: Sequence[InferenceInput]
+    ) -> list[RowResult]: ...
+
+
+class ReadyRequester(Protocol):
+    def ensure_ready(self, name: str) -> Any:
+        """Ask the control function to make ``name`` ready (asynchronous, returns at once)."""
+
+
+class ControlClient(ReadyRequester, Protocol):
+    def suspend(self, name: str, force: bool = False) -> Mapping[str, Any]:
+        """Suspend ``name`` now: a ``control.ControlResult`` as JSON (``outcome`` refused, with a
+        ``code``, while work is queued or an on-demand call is in flight, unless ``force``)."""
+
+    def status(self) -> Sequence[Mapping[str, Any]]:
+        """One ``control.ServiceStatusView`` (as JSON) per managed service."""
+
+
+class StateStore(Protocol):
+    def get(self, name: str) -> ServiceState: ...
+
+    def record_activity(self, name: str, now: datetime) -> bool: ...
+
+    def begin_on_demand(self, name: str, now: datetime, ttl: timedelta = ...) -> None: ...
+
+    def end_on_demand(self, name: str) -> bool: ...
+
+
+class Sink(Protocol):
+    def merge(self, rows: Sequence[ResultRow]) -> None: ...
+
+    @property
+    def table(self) -> str: ...
+
+
+class ImageLoader(Protocol):
+    def load(self, image: InlineImage) -> CheckedImage: ...
+
+
+class Search(Protocol):
+    def query(
+        self,
+        query: str,
+        *,
+        columns: list[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    registry: Registry
+    spcs: Inference
+    control: ControlClient
+    state: StateStore
+    sink: Sink
+    images: ImageLoader
+    search: Search
+    ner_service: ServiceConfig | None  # None: the registry has no such service
+    image_service: ServiceConfig | None

@@ -1,0 +1,136 @@
+"""Fixtures for the API tests (helpers and fakes live in ``api_support.py``).
+
+``api_function``  ``functions/api/app.py`` imported once per session under a test environment
+                  (its module-level ``build_api()`` runs for real).
+``snowflake``     respx mock of ``/oauth/token``, both ingress endpoints (the NER one answers
+                  with the emulator's lexicon backend) and the Cortex Search REST endpoint.
+``api``           swaps the function's ``app`` for ``create_api`` over a real SpcsClient,
+                  TokenProvider and CortexSearchClient plus fake control client, state store
+                  and results sink, and a fake clock for the readiness wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import respx
+from api_support import (
+    NER_URL,
+    SEARCH_URL,
+    TOKEN_URL,
+    ZSC_URL,
+    Api,
+    FakeClock,
+    FakeControl,
+    FakeSink,
+    FakeState,
+    SnowflakeFake,
+    load_function,
+    registry_doc,
+)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from spcs_gateway.api import create_api
+from spcs_gateway.api.ondemand import OnDemandInference
+from spcs_gateway.api.ports import ApiDeps
+from spcs_gateway.api.search import CortexSearchClient, SearchService
+from spcs_gateway.auth import TokenProvider
+from spcs_gateway.http import build_http_client
+from spcs_gateway.images import ImageSource
+from spcs_gateway.lifecycle import ServiceStatus
+from spcs_gateway.registry import Registry, parse_registry
+from spcs_gateway.secrets import CredentialSource
+from spcs_gateway.spcs_client import SpcsClient
+
+
+@pytest.fixture(scope="session")
+def api_registry_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path: Path = tmp_path_factory.mktemp("api-secret") / "snowflake_key.pem"
+    path.write_bytes(pem)
+    return registry_doc(str(path))
+
+
+@pytest.fixture(scope="session")
+def api_registry(api_registry_doc: dict[str, Any]) -> Registry:
+    return parse_registry(api_registry_doc)
+
+
+@pytest.fixture(scope="session")
+def api_function(api_registry_doc: dict[str, Any]) -> ModuleType:
+    return load_function(
+        {
+            "SPCS_GATEWAY_REGISTRY": json.dumps(api_registry_doc),
+            "CONTROL_FUNCTION_NAME": "spcs-gateway-control",
+            "SERVICE_STATE_TABLE": "spcs-gateway-service-state",
+        }
+    )
+
+
+@pytest.fixture
+def snowflake() -> Iterator[SnowflakeFake]:
+    fake = SnowflakeFake()
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=fake.token)
+        mock.post(NER_URL).mock(side_effect=fake.infer_ner)
+        mock.post(ZSC_URL).mock(side_effect=fake.infer_zsc)
+        mock.post(SEARCH_URL).mock(side_effect=fake.search)
+        fake.router = mock
+        yield fake
+
+
+@pytest.fixture
+def api(
+    api_function: ModuleType, api_registry: Registry, snowflake: SnowflakeFake
+) -> Iterator[Api]:
+    http = build_http_client()
+    tokens = TokenProvider(api_registry.snowflake, CredentialSource(api_registry.snowflake), http)
+    spcs = SpcsClient(api_registry, tokens, http, sleep=lambda _s: None)
+    control, state, sink, clock = FakeControl(), FakeState(), FakeSink(), FakeClock()
+    for service in api_registry.services:
+        state.set(service.name, ServiceStatus.RUNNING, ready=True)
+    deps = ApiDeps(
+        registry=api_registry,
+        spcs=spcs,
+        control=control,
+        state=state,
+        sink=sink,
+        images=ImageSource(api_registry.images),
+        search=CortexSearchClient(
+            api_registry.snowflake.account_url,
+            tokens,
+            http,
+            SearchService.parse("pediatric_ml.clinical_data.clinical_notes_search"),
+        ),
+        ner_service=api_registry.service("biobert_ner"),
+        image_service=api_registry.service("biomedclip"),
+    )
+    ondemand = OnDemandInference(
+        spcs,
+        control,
+        state,
+        logger=api_function.logger,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    original = api_function.app
+    api_function.app = create_api(
+        deps, logger=api_function.logger, metrics=api_function.metrics, ondemand=ondemand
+    )
+    try:
+        yield Api(api_function, snowflake, control, state, sink, clock, api_registry)
+    finally:
+        api_function.app = original
+        spcs.close()
+        http.close()
