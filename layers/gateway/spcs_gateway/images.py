@@ -19,14 +19,15 @@ import binascii
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from spcs_gateway.errors import ErrorCode, PoisonError, TransientError
-from spcs_gateway.events import ImageEvent, InlineImage, S3Image
+from spcs_gateway.events import InlineImage, S3Image
 from spcs_gateway.registry import ImageSettings, ServiceConfig
 
 if TYPE_CHECKING:
@@ -160,13 +161,24 @@ class ImageSource:
         return data
 
 
-def resolve_labels(event: ImageEvent, service: ServiceConfig) -> list[str]:
-    """Inline candidate labels, or the named set from the service's registry entry."""
-    if event.candidate_labels is not None:
-        labels = list(event.candidate_labels)
+class LabelChoice(Protocol):
+    """Anything that names candidate labels inline or by a registry label set."""
+
+    @property
+    def candidate_labels(self) -> Sequence[str] | None: ...
+
+    @property
+    def label_set(self) -> str | None: ...
+
+
+def resolve_labels(choice: LabelChoice, service: ServiceConfig) -> list[str]:
+    """Inline candidate labels, or the named set from the service's registry entry.
+
+    Shared by the image router (queue events) and the API (classification requests)."""
+    if choice.candidate_labels is not None:
+        labels = list(choice.candidate_labels)
     else:
-        assert event.label_set is not None  # the model guarantees exactly one
-        named = service.label_sets.get(event.label_set)
+        named = service.label_sets.get(choice.label_set or "")
         if named is None:
             raise PoisonError(ErrorCode.UNKNOWN_LABEL_SET, "label_set is not in the registry")
         labels = list(named)

@@ -87,6 +87,8 @@ QUIET_LOGGERS = (
     "httpx",
     "httpcore",
     "aws_xray_sdk",
+    # Powertools' resolver logs route arguments and raw paths at DEBUG.
+    "aws_lambda_powertools.event_handler",
 )
 
 

@@ -72,7 +72,8 @@ from spcs_gateway.api.ondemand import (
 )
 from spcs_gateway.api.ports import ApiDeps
 from spcs_gateway.api.problems import ApiCode, ApiError, field_errors, from_gateway_error
-from spcs_gateway.errors import ErrorCode, FailureKind, GatewayError, PoisonError
+from spcs_gateway.errors import ErrorCode, FailureKind, GatewayError
+from spcs_gateway.images import resolve_labels
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.results import ResultRow
@@ -184,20 +185,6 @@ def _set_header(response: dict[str, Any], name: str, value: str) -> None:
 
 def _first_failure(results: Sequence[RowResult]) -> GatewayError | None:
     return next((r.error for r in results if r.error is not None), None)
-
-
-def _labels(request: ClassificationRequest, service: ServiceConfig) -> list[str]:
-    """Same rules as ``images.resolve_labels`` for queue events."""
-    if request.candidate_labels is not None:
-        labels = list(request.candidate_labels)
-    else:
-        named = service.label_sets.get(request.label_set or "")
-        if named is None:
-            raise PoisonError(ErrorCode.UNKNOWN_LABEL_SET, "label_set is not in the registry")
-        labels = list(named)
-    if len(labels) > service.max_candidate_labels:
-        raise PoisonError(ErrorCode.INVALID_EVENT, "candidate_labels exceeds max_candidate_labels")
-    return labels
 
 
 def _ranked(output: Any) -> list[LabelScore]:
@@ -492,7 +479,7 @@ def create_api(
     ) -> ClassificationResponse:
         d, runner = need()
         service = configured(d.image_service)
-        labels = _labels(request, service)
+        labels = resolve_labels(request, service)
         image = d.images.load(request.image)
         inputs = [InferenceInput(key="0", values=(image.data, labels))]
         results = infer(d, runner, service, inputs, budget(request.wait_seconds, wait_seconds))
