@@ -1,54 +1,56 @@
-"""template.yaml read as CloudFormation reads it: short tags decoded by cfn-lint's loader, the
-intrinsic functions the template uses evaluated against parameter values (defaults unless a test
-says otherwise), so the properties issue 6 asks for are checked on what would be deployed."""
+"""template.yaml read as CloudFormation reads it (``infra_support.Cfn``): the properties issue 6
+asks of the data plane - queues, DLQs, the layer, the routers, logs, IAM, alarms, the dashboard -
+checked on what would be deployed. The control plane and the API: test_infra_control_api.py."""
 
 from __future__ import annotations
 
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
+from infra_support import (
+    ALL_BRANCHES,
+    API_FUNCTION,
+    CONTROL,
+    FUNCTIONS,
+    KEY,
+    REQUIRED_PARAMS,
+    ROOT,
+    ROUTERS,
+    TEMPLATE,
+    Cfn,
+    as_list,
+    iam_documents,
+    names_in,
+    raw_template,
+    statements,
+)
 
 from spcs_gateway.registry import parse_registry
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-
-KEY = "PhiKey"
 FOURTEEN_DAYS = 14 * 24 * 3600
-REQUIRED_PARAMS = {
-    "SnowflakeAccount": "myorg-myacct",
-    "SnowflakeSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:spcs/sf-AbC123",
-    "NerServiceUrl": "https://abc-myorg-myacct.snowflakecomputing.app",
-    "ClipServiceUrl": "https://def-myorg-myacct.snowflakecomputing.app",
-}
-# Every optional branch switched on, so no statement hides behind a false condition.
-ALL_BRANCHES = {
-    **REQUIRED_PARAMS,
-    "VpcSubnetIds": "subnet-1,subnet-2",
-    "VpcSecurityGroupIds": "sg-1",
-    "ImageAllowedBuckets": "scans-a,scans-b",
-    "SnowflakeSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1111-2222",
-    "AlarmEmail": "oncall@example.org",
-}
-# Actions AWS accepts only with Resource "*" (no resource-level permissions).
+# Actions AWS accepts only with Resource "*" (no resource-level permissions), each with why.
 STAR_RESOURCE_ACTIONS = {
+    # X-Ray: trace segments belong to no resource.
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
+    # CloudWatch metrics have no resource ARN (the gateway emits EMF instead; allowed anyway).
     "cloudwatch:PutMetricData",
+    # Lambda's ENI management in a VPC: EC2 Describe*/Create* calls take no resource ARN.
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+    # Listing event source mappings (control finds its queues' mappings) has no resource-level
+    # permission; Get/UpdateEventSourceMapping are granted on the exact mapping ARNs.
+    "lambda:ListEventSourceMappings",
 }
+# Where each allow-listed action may appear (no other role gets it).
+STAR_ACTION_ROLES = {"lambda:ListEventSourceMappings": {"ControlRole"}}
 PHI_IDENTIFIERS = {
     f"arn:aws:dataprotection::aws:data-identifier/{name}"
     for name in (
@@ -72,167 +74,10 @@ GLOBAL_ENV = {
     "HOME",
     "SPCS_GATEWAY_REGISTRY_PARAM",
 }
-ROUTERS = {
-    # function -> (logical service name in the registry, source queue, its DLQ, code dir)
-    "NoteRouterFunction": ("biobert_ner", "NotesQueue", "NotesDeadLetterQueue", "note_router"),
-    "ImageRouterFunction": ("biomedclip", "ImagesQueue", "ImagesDeadLetterQueue", "image_router"),
-}
-
-_NO_VALUE = object()
-
-
-@cache
-def _raw() -> dict[str, Any]:
-    # cfn-lint's loader turns !Ref/!Sub/... into {"Ref": ...}; the JSON round trip drops its
-    # node subclasses so comparisons below are on plain values.
-    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
-
-
-class Cfn:
-    """Evaluates the intrinsic functions this template uses, like CloudFormation would."""
-
-    def __init__(self, params: Mapping[str, str] | None = None, *, partition: str = "aws") -> None:
-        self.t = _raw()
-        self.values: dict[str, Any] = {}
-        for name, spec in self.t["Parameters"].items():
-            raw = str({**REQUIRED_PARAMS, **(params or {})}.get(name, spec.get("Default", "")))
-            self.values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
-        self.pseudo = {
-            "AWS::Partition": partition,
-            "AWS::Region": "us-east-1",
-            "AWS::AccountId": "123456789012",
-            "AWS::StackName": "spcs-gateway",
-        }
-
-    @property
-    def resources(self) -> dict[str, Any]:
-        return dict(self.t["Resources"])
-
-    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
-
-    def condition(self, name: str) -> bool:
-        return bool(self.resolve(self.t["Conditions"][name]))
-
-    def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.values:
-            return self.values[name]
-        res = self.resources[name]
-        if res["Type"] == "AWS::SSM::Parameter":
-            return self.resolve(res["Properties"]["Name"])
-        if res["Type"] in ("AWS::Serverless::Function", "AWS::Logs::LogGroup"):
-            key = "FunctionName" if "Function" in res["Type"] else "LogGroupName"
-            return self.resolve(res["Properties"][key])
-        return f"ref:{name}"
-
-    def getatt(self, name: str, attr: str) -> str:
-        assert name in self.resources, f"GetAtt of unknown resource {name}"
-        return f"arn:{self.pseudo['AWS::Partition']}:fake:::{name}" if attr == "Arn" else name
-
-    def sub(self, text: str, variables: Mapping[str, Any]) -> str:
-        def one(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key.startswith("!"):
-                return "${" + key[1:] + "}"
-            if key in variables:
-                return str(variables[key])
-            if "." in key and not key.startswith("AWS::"):
-                return self.getatt(*key.split(".", 1))
-            value = self.ref(key)
-            return ",".join(value) if isinstance(value, list) else str(value)
-
-        return re.sub(r"\$\{([^}]+)\}", one, text)
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [r for r in (self.resolve(x) for x in node) if r is not _NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((fn, arg),) = node.items()
-            if fn == "Ref":
-                return self.ref(arg)
-            if fn == "Condition":
-                return self.condition(arg)
-            if fn == "Fn::If":
-                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-            if fn == "Fn::Equals":
-                a, b = (self.resolve(x) for x in arg)
-                return str(a) == str(b)
-            if fn == "Fn::Not":
-                return not self.resolve(arg[0])
-            if fn == "Fn::Join":
-                assert isinstance(arg[0], str), "Fn::Join takes a literal delimiter"
-                return arg[0].join(str(x) for x in self.resolve(arg[1]))
-            if fn == "Fn::Split":
-                assert isinstance(arg[0], str), "Fn::Split takes a literal delimiter"
-                return str(self.resolve(arg[1])).split(arg[0])
-            if fn == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-                return self.sub(text, {k: self.resolve(v) for k, v in variables.items()})
-            if fn == "Fn::FindInMap":
-                m, a, b = (str(self.resolve(x)) for x in arg)
-                return self.t["Mappings"][m][a][b]
-            if fn == "Fn::GetAtt":
-                name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.getatt(name, attr)
-            assert not fn.startswith("Fn::"), f"evaluator does not know {fn}"
-        out = {k: self.resolve(v) for k, v in node.items()}
-        return {k: v for k, v in out.items() if v is not _NO_VALUE}
-
-    # -- functions --------------------------------------------------------------------------
-
-    def function_prop(self, fn: str, prop: str) -> Any:
-        props = self.resources[fn]["Properties"]
-        value = props.get(prop, self.t["Globals"]["Function"].get(prop))
-        return self.resolve(value)
-
-    def function_env(self, fn: str) -> dict[str, str]:
-        glob = self.t["Globals"]["Function"]["Environment"]["Variables"]
-        own = self.resources[fn]["Properties"].get("Environment", {}).get("Variables", {})
-        return self.resolve({**glob, **own})
-
-    def sqs_events(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for fn, res in self.of_type("AWS::Serverless::Function").items():
-            for event in res["Properties"].get("Events", {}).values():
-                if event["Type"] == "SQS":
-                    yield fn, event["Properties"]
 
 
 def _queue_of(event_props: dict[str, Any]) -> str:
     return str(event_props["Queue"]["Fn::GetAtt"][0])
-
-
-def _statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    stmts = doc["Statement"]
-    return stmts if isinstance(stmts, list) else [stmts]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _names_in(node: Any) -> set[str]:
-    """Logical ids referenced by Ref / GetAtt / ${X} / ${X.Attr} anywhere in an unresolved node."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
-            elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-            found |= _names_in(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _names_in(item)
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,8 +174,15 @@ def test_infra_every_log_group_has_retention_kms_and_a_phi_data_protection_polic
         assert set(audits[0]["DataIdentifier"]) >= PHI_IDENTIFIERS, name
         dest = props["DataProtectionPolicy"]["Statement"][0]["Operation"]["Audit"]
         destinations.add(dest["FindingsDestination"]["CloudWatchLogs"]["LogGroup"]["Ref"])
-    assert protected == len(ROUTERS)
-    # The findings group receives identifier names and offsets only, never the data itself.
+    # Every function's own group and the API access log are protected ...
+    function_groups = {
+        cfn.resources[fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for fn in FUNCTIONS
+    }
+    assert len(function_groups) == len(FUNCTIONS)
+    assert protected == len(function_groups) + 1
+    assert "DataProtectionPolicy" in groups["ApiAccessLogGroup"]["Properties"]
+    # ... and only the findings group is not: it receives identifier names and offsets only,
+    # never the data itself.
     assert destinations == {"DataProtectionFindingsLogGroup"}
     unprotected = {n for n, r in groups.items() if "DataProtectionPolicy" not in r["Properties"]}
     assert unprotected == destinations
@@ -338,6 +190,7 @@ def test_infra_every_log_group_has_retention_kms_and_a_phi_data_protection_polic
 
 def test_infra_every_function_logs_to_its_own_explicit_log_group() -> None:
     cfn = Cfn()
+    assert set(cfn.of_type("AWS::Serverless::Function")) == FUNCTIONS
     for fn in cfn.of_type("AWS::Serverless::Function"):
         props = cfn.resources[fn]["Properties"]
         group = props["LoggingConfig"]["LogGroup"]["Ref"]
@@ -345,31 +198,29 @@ def test_infra_every_function_logs_to_its_own_explicit_log_group() -> None:
         assert cfn.ref(group) == f"/aws/lambda/{cfn.resolve(props['FunctionName'])}"
 
 
-def _iam_documents(cfn: Cfn) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, res in cfn.resources.items():
-        props = res.get("Properties", {})
-        if res["Type"] == "AWS::IAM::Role":
-            for policy in props.get("Policies", []):
-                yield name, cfn.resolve(policy["PolicyDocument"])
-        elif res["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
-            yield name, cfn.resolve(props["PolicyDocument"])
-        elif res["Type"] == "AWS::Serverless::Function":
-            # SAM-generated roles attach managed policies with Resource "*": bring your own.
-            assert "Policies" not in props, name
-            assert "Role" in props, name
-
-
 def test_infra_no_iam_statement_uses_star_resource_except_where_aws_requires_it() -> None:
     cfn = Cfn(ALL_BRANCHES)
     star_statements = 0
-    for name, doc in _iam_documents(cfn):
-        for stmt in _statements(doc):
-            actions = set(_as_list(stmt["Action"]))
+    for name, doc in iam_documents(cfn):
+        for stmt in statements(doc):
+            actions = set(as_list(stmt["Action"]))
             assert not any(a == "*" or a.endswith(":*") for a in actions), (name, actions)
-            if stmt["Effect"] == "Allow" and "*" in _as_list(stmt["Resource"]):
+            if stmt["Effect"] == "Allow" and "*" in as_list(stmt["Resource"]):
                 star_statements += 1
                 assert actions <= STAR_RESOURCE_ACTIONS, (name, actions - STAR_RESOURCE_ACTIONS)
-    assert star_statements == 4  # X-Ray and VPC interfaces, once per router
+                assert as_list(stmt["Resource"]) == ["*"], name  # never mixed with exact ARNs
+                for action in actions & set(STAR_ACTION_ROLES):
+                    assert name in STAR_ACTION_ROLES[action], (name, action)
+    # X-Ray and VPC interfaces once per function, plus the control plane's mapping listing.
+    assert star_statements == 2 * len(FUNCTIONS) + 1
+    # Managed policies are not statements this test sees: the only one attached is AWS's own
+    # for API Gateway's account-wide logging role (see test_infra_control_api.py).
+    attached = {
+        name: res["Properties"]["ManagedPolicyArns"]
+        for name, res in cfn.of_type("AWS::IAM::Role").items()
+        if "ManagedPolicyArns" in res["Properties"]
+    }
+    assert set(attached) == {"ApiGatewayCloudWatchRole"}
 
 
 def test_infra_every_star_resource_line_carries_a_comment_saying_why() -> None:
@@ -391,12 +242,12 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
     role = cfn.resources[fn]["Properties"]["Role"]["Fn::GetAtt"][0]
     raw_doc = cfn.resources[role]["Properties"]["Policies"][0]["PolicyDocument"]
     all_queues = set(cfn.of_type("AWS::SQS::Queue"))
-    assert _names_in(raw_doc) & all_queues == {queue, dlq}
+    assert names_in(raw_doc) & all_queues == {queue, dlq}
     doc = cfn.resolve(raw_doc)
     by_resource: dict[str, set[str]] = {}
-    for stmt in _statements(doc):
-        for resource in _as_list(stmt["Resource"]):
-            by_resource.setdefault(resource, set()).update(_as_list(stmt["Action"]))
+    for stmt in statements(doc):
+        for resource in as_list(stmt["Resource"]):
+            by_resource.setdefault(resource, set()).update(as_list(stmt["Action"]))
     assert by_resource[cfn.getatt(queue, "Arn")] == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -409,6 +260,10 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
     assert by_resource[ALL_BRANCHES["SnowflakeSecretKmsKeyArn"]] == {"kms:Decrypt"}
     registry_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/spcs-gateway/registry"
     assert by_resource[registry_arn] == {"ssm:GetParameter"}
+    # An unavailable service: ask the control function (and no other function) to resume it.
+    assert by_resource[cfn.getatt(CONTROL, "Arn")] == {"lambda:InvokeFunction"}
+    invokes = {r for r, actions in by_resource.items() if "lambda:InvokeFunction" in actions}
+    assert invokes == {cfn.getatt(CONTROL, "Arn")}
     log_group = cfn.resources[fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     log_actions = {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert by_resource[cfn.getatt(log_group, "Arn")] == log_actions
@@ -422,8 +277,8 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
 def test_infra_image_bucket_arns_follow_the_partition_and_vanish_without_buckets() -> None:
     def s3_resources(cfn: Cfn) -> list[str]:
         role = cfn.resources["ImageRouterRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-        stmts = _statements(cfn.resolve(role))
-        return [r for s in stmts if s["Action"] == "s3:GetObject" for r in _as_list(s["Resource"])]
+        stmts = statements(cfn.resolve(role))
+        return [r for s in stmts if s["Action"] == "s3:GetObject" for r in as_list(s["Resource"])]
 
     gov = Cfn({"ImageAllowedBuckets": "scans-a,scans-b"}, partition="aws-us-gov")
     assert s3_resources(gov) == ["arn:aws-us-gov:s3:::scans-a/*", "arn:aws-us-gov:s3:::scans-b/*"]
@@ -435,7 +290,23 @@ def test_infra_image_bucket_arns_follow_the_partition_and_vanish_without_buckets
 def test_infra_functions_are_python313_arm64_traced_with_the_gateway_layer_and_env() -> None:
     cfn = Cfn()
     functions = cfn.of_type("AWS::Serverless::Function")
-    assert set(functions) == set(ROUTERS)
+    assert set(functions) == FUNCTIONS
+    code_dirs = {CONTROL: "control", API_FUNCTION: "api"} | {f: s[3] for f, s in ROUTERS.items()}
+    for fn, code_dir in code_dirs.items():
+        assert cfn.function_prop(fn, "Runtime") == "python3.13"
+        assert cfn.function_prop(fn, "Architectures") == ["arm64"]
+        assert cfn.function_prop(fn, "Tracing") == "Active"
+        assert cfn.function_prop(fn, "Handler") == "app.lambda_handler"
+        assert cfn.function_prop(fn, "CodeUri") == f"functions/{code_dir}"
+        assert (ROOT / "functions" / code_dir / "app.py").is_file()
+        assert {"Ref": "GatewayLayer"} in functions[fn]["Properties"]["Layers"]
+        env = cfn.function_env(fn)
+        assert set(env) >= GLOBAL_ENV
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+        assert env["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+        assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+        assert env["HOME"] == "/tmp"
+        assert env["SPCS_GATEWAY_REGISTRY_PARAM"] == "/spcs-gateway/registry"
     for fn, (service, queue, dlq, code_dir) in ROUTERS.items():
         assert cfn.function_prop(fn, "Runtime") == "python3.13"
         assert cfn.function_prop(fn, "Architectures") == ["arm64"]
@@ -455,6 +326,8 @@ def test_infra_functions_are_python313_arm64_traced_with_the_gateway_layer_and_e
         assert env["SERVICE_NAME"] == service
         assert env["SOURCE_QUEUE_URL"] == cfn.ref(queue)
         assert env["DLQ_URL"] == cfn.ref(dlq)
+        # pipeline.build_pipeline wires the ControlReadinessHook only when this is set.
+        assert env["CONTROL_FUNCTION_NAME"] == cfn.ref(CONTROL) == "spcs-gateway-control"
     own = Cfn({"ExistingRegistryParameterName": "/team/registry"})
     assert own.function_env("NoteRouterFunction")["SPCS_GATEWAY_REGISTRY_PARAM"] == "/team/registry"
     assert "RegistryParameter" not in {
@@ -490,6 +363,11 @@ def test_infra_registry_document_built_by_the_template_is_a_valid_registry() -> 
     assert ner.service == "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
     assert ner.max_batch_rows == 32
     assert ner.method_path == "/--call--"
+    # The control plane's idle window comes from a template parameter.
+    assert {s.idle_seconds for s in registry.services} == {900}
+    idle = Cfn({"ServiceIdleSeconds": "1800"})
+    idle_doc = idle.resolve(idle.resources["RegistryParameter"]["Properties"]["Value"])
+    assert {s.idle_seconds for s in parse_registry(idle_doc).services} == {1800}
     # Every router's SERVICE_NAME names a service of the document.
     for fn, (service, *_rest) in ROUTERS.items():
         assert registry.service(cfn.function_env(fn)["SERVICE_NAME"]).name == service
@@ -536,7 +414,7 @@ def test_infra_alarms_cover_dlqs_queue_age_errors_and_throttles_on_an_encrypted_
     def watched(metric: str) -> dict[str, dict[str, Any]]:
         out = {}
         for alarm in alarms:
-            if alarm["MetricName"] == metric:
+            if alarm.get("MetricName") == metric:
                 (dim,) = alarm["Dimensions"]
                 value = dim["Value"]
                 out[value.get("Ref") or value["Fn::GetAtt"][0]] = alarm
@@ -548,26 +426,46 @@ def test_infra_alarms_cover_dlqs_queue_age_errors_and_throttles_on_an_encrypted_
         assert alarm["Threshold"] == 0
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert set(watched("ApproximateAgeOfOldestMessage")) == {"NotesQueue", "ImagesQueue"}
-    assert set(watched("Errors")) == set(ROUTERS)
+    assert set(watched("Errors")) == FUNCTIONS
     assert set(watched("Throttles")) == set(ROUTERS)
+    for alarm in alarms:  # alarm texts carry names only, and every alarm can clear
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_infra_dashboard_is_valid_json_over_every_queue_and_function() -> None:
     cfn = Cfn()
     body = json.loads(cfn.resolve(cfn.resources["Dashboard"]["Properties"]["DashboardBody"]))
     titles = " | ".join(w["properties"]["title"].lower() for w in body["widgets"])
-    for word in ("queue depth", "throughput", "latency", "errors", "dead-letter"):
+    for word in (
+        "queue depth",
+        "throughput",
+        "latency",
+        "errors",
+        "dead-letter",
+        "service status",
+        "resumes and suspends",
+        "api",
+    ):
         assert word in titles
     text = json.dumps(body)
     for queue in cfn.of_type("AWS::SQS::Queue"):
         assert f'"{queue}"' in text, queue  # GetAtt X.QueueName resolves to X here
-    for fn in ROUTERS:
+    for fn in FUNCTIONS:
         assert f'"{cfn.ref(fn)}"' in text, fn
+    # Widgets do not overlap on the 24-column grid.
+    cells: set[tuple[int, int]] = set()
+    for widget in body["widgets"]:
+        x, y, w, h = (widget[k] for k in ("x", "y", "width", "height"))
+        assert x + w <= 24
+        area = {(i, j) for i in range(x, x + w) for j in range(y, y + h)}
+        assert not cells & area, widget["properties"]["title"]
+        cells |= area
     assert 'MetricName=\\"Records\\"' in text  # the gateway's EMF outcome counts
 
 
 def test_infra_outputs_give_a_user_what_they_need() -> None:
-    outputs = set(_raw()["Outputs"])
+    outputs = set(raw_template()["Outputs"])
     assert outputs >= {
         "NotesQueueUrl",
         "NotesQueueArn",
@@ -579,7 +477,19 @@ def test_infra_outputs_give_a_user_what_they_need() -> None:
         "DashboardUrl",
         "GatewayLayerArn",
         "RegistryParameterName",
+        "ApiUrl",
+        "ApiClientPolicyArn",
+        "ApiOperatorPolicyArn",
+        "ServiceStateTableName",
+        "ControlFunctionName",
     }
+    cfn = Cfn()
+    outputs_resolved = cfn.resolve(raw_template()["Outputs"])
+    assert outputs_resolved["ApiUrl"]["Value"] == (
+        "https://ref-Api.execute-api.us-east-1.amazonaws.com/prod"
+    )
+    assert outputs_resolved["ServiceStateTableName"]["Value"] == "spcs-gateway-service-state"
+    assert outputs_resolved["ControlFunctionName"]["Value"] == "spcs-gateway-control"
 
 
 def test_infra_samconfig_has_safe_defaults_and_names_every_required_parameter() -> None:
@@ -590,7 +500,7 @@ def test_infra_samconfig_has_safe_defaults_and_names_every_required_parameter() 
     assert deploy["confirm_changeset"] is True
     assert deploy["resolve_s3"] is True
     overrides = {item.split("=", 1)[0] for item in deploy["parameter_overrides"]}
-    params = _raw()["Parameters"]
+    params = raw_template()["Parameters"]
     required = {name for name, spec in params.items() if "Default" not in spec}
     assert overrides == required
     # The placeholders must not pass the template's own checks: a forgotten one fails the deploy.
@@ -599,3 +509,15 @@ def test_infra_samconfig_has_safe_defaults_and_names_every_required_parameter() 
         assert not re.fullmatch(params[name]["AllowedPattern"], value), name
     for name, value in REQUIRED_PARAMS.items():
         assert re.fullmatch(params[name]["AllowedPattern"], value), name
+
+
+def test_infra_deploy_guide_documents_every_parameter_and_alarm() -> None:
+    guide = (ROOT / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(\w+)`", guide))
+    missing = set(raw_template()["Parameters"]) - documented
+    assert missing == set()
+    cfn = Cfn()
+    for alarm in cfn.of_type("AWS::CloudWatch::Alarm").values():
+        suffix = cfn.resolve(alarm["Properties"]["AlarmName"]).removeprefix("spcs-gateway")
+        assert f"{suffix}`" in guide, suffix  # listed in the guide's alarm table
+    assert "Growing the stack" not in guide  # nothing is left "to add later"

@@ -1,0 +1,313 @@
+"""Reading template.yaml as CloudFormation reads it (shared by the tests/infra modules).
+
+``Cfn`` evaluates the intrinsic functions the template uses against parameter values (defaults
+unless a test says otherwise), on the SAM template itself or on its translation. ``sam_translate``
+runs the real SAM transform (aws-sam-translator) offline, as ``sam deploy`` would have
+CloudFormation do, so tests can check the resources SAM generates (event source mappings, the
+API stage, the schedule rule, permissions) and lint the result as plain CloudFormation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+GATEWAY = ROOT / "layers" / "gateway" / "spcs_gateway"
+
+KEY = "PhiKey"
+REQUIRED_PARAMS = {
+    "SnowflakeAccount": "myorg-myacct",
+    "SnowflakeSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:spcs/sf-AbC123",
+    "NerServiceUrl": "https://abc-myorg-myacct.snowflakecomputing.app",
+    "ClipServiceUrl": "https://def-myorg-myacct.snowflakecomputing.app",
+}
+# Every optional branch switched on, so no statement hides behind a false condition.
+ALL_BRANCHES = {
+    **REQUIRED_PARAMS,
+    "VpcSubnetIds": "subnet-1,subnet-2",
+    "VpcSecurityGroupIds": "sg-1",
+    "ImageAllowedBuckets": "scans-a,scans-b",
+    "SnowflakeSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1111-2222",
+    "AlarmEmail": "oncall@example.org",
+}
+ROUTERS = {
+    # function -> (logical service name in the registry, source queue, its DLQ, code dir)
+    "NoteRouterFunction": ("biobert_ner", "NotesQueue", "NotesDeadLetterQueue", "note_router"),
+    "ImageRouterFunction": ("biomedclip", "ImagesQueue", "ImagesDeadLetterQueue", "image_router"),
+}
+CONTROL = "ControlFunction"
+API_FUNCTION = "ApiFunction"
+FUNCTIONS = {*ROUTERS, CONTROL, API_FUNCTION}
+
+_NO_VALUE = object()
+
+
+@cache
+def _raw() -> dict[str, Any]:
+    # cfn-lint's loader turns !Ref/!Sub/... into {"Ref": ...}; the JSON round trip drops its
+    # node subclasses so comparisons below are on plain values.
+    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+
+
+def raw_template() -> dict[str, Any]:
+    return _raw()
+
+
+@cache
+def _translated() -> dict[str, Any]:
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(_raw())
+    for res in sam["Resources"].values():
+        props = res.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):  # what `sam package` does to local paths
+                props[key] = f"s3://artifacts/{props[key]}"
+    # A session with a region only: nothing is sent anywhere.
+    session = boto3.session.Session(region_name="us-east-1")
+    translator = Translator({}, Parser(), boto_session=session)
+    out = translator.translate(sam, parameter_values={}, get_managed_policy_map=lambda: {})
+    return json.loads(json.dumps(out))
+
+
+def sam_translate() -> dict[str, Any]:
+    """The CloudFormation template SAM makes of template.yaml (cached; do not mutate)."""
+    return _translated()
+
+
+class Cfn:
+    """Evaluates the intrinsic functions this template uses, like CloudFormation would."""
+
+    def __init__(
+        self,
+        params: Mapping[str, str] | None = None,
+        *,
+        partition: str = "aws",
+        template: dict[str, Any] | None = None,
+    ) -> None:
+        self.t = template if template is not None else _raw()
+        self.values: dict[str, Any] = {}
+        for name, spec in self.t["Parameters"].items():
+            raw = str({**REQUIRED_PARAMS, **(params or {})}.get(name, spec.get("Default", "")))
+            self.values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+        self.pseudo = {
+            "AWS::Partition": partition,
+            "AWS::Region": "us-east-1",
+            "AWS::AccountId": "123456789012",
+            "AWS::StackName": "spcs-gateway",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self.t["Resources"])
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.t["Conditions"][name]))
+
+    def sam_generated(self, name: str) -> str | None:
+        """Type of a resource SAM generates under ``name`` (``<Function><Event>`` for SQS and
+        schedule events), or None."""
+        for fn, res in self.of_type("AWS::Serverless::Function").items():
+            for event_name, event in res["Properties"].get("Events", {}).items():
+                if name == fn + event_name and event["Type"] == "SQS":
+                    return "AWS::Lambda::EventSourceMapping"
+                if name == fn + event_name and event["Type"] == "Schedule":
+                    return "AWS::Events::Rule"
+        return None
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.values:
+            return self.values[name]
+        if name not in self.resources:
+            assert self.sam_generated(name), f"Ref of unknown resource {name}"
+            return f"uuid-of-{name}"
+        res = self.resources[name]
+        names = {
+            "AWS::SSM::Parameter": "Name",
+            "AWS::Serverless::Function": "FunctionName",
+            "AWS::Lambda::Function": "FunctionName",
+            "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::DynamoDB::Table": "TableName",
+        }
+        if res["Type"] in names:
+            return self.resolve(res["Properties"][names[res["Type"]]])
+        return f"ref-{name}"
+
+    def getatt(self, name: str, attr: str) -> str:
+        assert name in self.resources, f"GetAtt of unknown resource {name}"
+        return f"arn:{self.pseudo['AWS::Partition']}:fake:::{name}" if attr == "Arn" else name
+
+    def sub(self, text: str, variables: Mapping[str, Any]) -> str:
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key.startswith("!"):
+                return "${" + key[1:] + "}"
+            if key in variables:
+                return str(variables[key])
+            if "." in key and not key.startswith("AWS::"):
+                return self.getatt(*key.split(".", 1))
+            value = self.ref(key)
+            return ",".join(value) if isinstance(value, list) else str(value)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [r for r in (self.resolve(x) for x in node) if r is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((fn, arg),) = node.items()
+            if fn == "Ref":
+                return self.ref(arg)
+            if fn == "Condition":
+                return self.condition(arg)
+            if fn == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+            if fn == "Fn::Equals":
+                a, b = (self.resolve(x) for x in arg)
+                return str(a) == str(b)
+            if fn == "Fn::Not":
+                return not self.resolve(arg[0])
+            if fn == "Fn::Join":
+                assert isinstance(arg[0], str), "Fn::Join takes a literal delimiter"
+                return arg[0].join(str(x) for x in self.resolve(arg[1]))
+            if fn == "Fn::Split":
+                assert isinstance(arg[0], str), "Fn::Split takes a literal delimiter"
+                return str(self.resolve(arg[1])).split(arg[0])
+            if fn == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+            if fn == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                return self.sub(text, {k: self.resolve(v) for k, v in variables.items()})
+            if fn == "Fn::FindInMap":
+                m, a, b = (str(self.resolve(x)) for x in arg)
+                return self.t["Mappings"][m][a][b]
+            if fn == "Fn::GetAtt":
+                name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.getatt(name, attr)
+            assert not fn.startswith("Fn::"), f"evaluator does not know {fn}"
+        out = {k: self.resolve(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not _NO_VALUE}
+
+    # -- functions --------------------------------------------------------------------------
+
+    def function_prop(self, fn: str, prop: str) -> Any:
+        props = self.resources[fn]["Properties"]
+        value = props.get(prop, self.t["Globals"]["Function"].get(prop))
+        return self.resolve(value)
+
+    def function_env(self, fn: str) -> dict[str, str]:
+        glob = self.t["Globals"]["Function"]["Environment"]["Variables"]
+        own = self.resources[fn]["Properties"].get("Environment", {}).get("Variables", {})
+        return self.resolve({**glob, **own})
+
+    def sqs_events(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for fn, res in self.of_type("AWS::Serverless::Function").items():
+            for event in res["Properties"].get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    yield fn, event["Properties"]
+
+    def role_of(self, fn: str) -> str:
+        return str(self.resources[fn]["Properties"]["Role"]["Fn::GetAtt"][0])
+
+    def role_grants(self, role: str) -> dict[str, set[str]]:
+        """Resource -> actions granted to ``role`` by its inline policies and by every
+        AWS::IAM::RolePolicy / AWS::IAM::Policy attached to it (evaluated)."""
+        docs = [p["PolicyDocument"] for p in self.resources[role]["Properties"].get("Policies", [])]
+        for res in self.resources.values():
+            props = res.get("Properties", {})
+            if res["Type"] == "AWS::IAM::RolePolicy" and props["RoleName"] == {"Ref": role}:
+                docs.append(props["PolicyDocument"])
+            if res["Type"] == "AWS::IAM::Policy" and {"Ref": role} in props.get("Roles", []):
+                docs.append(props["PolicyDocument"])
+        grants: dict[str, set[str]] = {}
+        for doc in docs:
+            for stmt in statements(self.resolve(doc)):
+                assert stmt["Effect"] == "Allow", role
+                for resource in as_list(stmt["Resource"]):
+                    grants.setdefault(resource, set()).update(as_list(stmt["Action"]))
+        return grants
+
+
+def statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    stmts = doc["Statement"]
+    return stmts if isinstance(stmts, list) else [stmts]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def names_in(node: Any) -> set[str]:
+    """Logical ids referenced by Ref / GetAtt / ${X} / ${X.Attr} anywhere in an unresolved node."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= names_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= names_in(item)
+    return found
+
+
+def iam_documents(cfn: Cfn) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every identity policy document of the template, evaluated."""
+    for name, res in cfn.resources.items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                yield name, cfn.resolve(policy["PolicyDocument"])
+        elif res["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
+            yield name, cfn.resolve(props["PolicyDocument"])
+        elif res["Type"] == "AWS::Serverless::Function":
+            # SAM-generated roles attach managed policies with Resource "*": bring your own.
+            assert "Policies" not in props, name
+            assert "Role" in props, name
+
+
+def boto_calls(module: str, client_attr: str) -> set[str]:
+    """IAM action names of the boto3 client calls ``spcs_gateway/<module>`` makes through
+    ``self.<client_attr>`` (``get_item`` -> ``GetItem``), paginators included."""
+    source = (GATEWAY / module).read_text(encoding="utf-8")
+    calls = set(re.findall(rf"self\.{client_attr}\.(\w+)\(", source))
+    calls |= set(re.findall(rf"self\.{client_attr}\.get_paginator\(\"(\w+)\"\)", source))
+    calls.discard("get_paginator")
+    return {"".join(part.title() for part in call.split("_")) for call in calls}
+
+
+def api_routes_from_openapi() -> set[tuple[str, str]]:
+    """(path, METHOD) of every route the committed OpenAPI document (the API code) declares."""
+    document = json.loads((ROOT / "openapi.json").read_text(encoding="utf-8"))
+    return {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
