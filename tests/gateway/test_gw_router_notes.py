@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from gw_support import (
     NOTES_QUEUE,
     REPO,
@@ -234,3 +235,30 @@ def test_image_event_on_note_router_is_poison(
     assert r.invoke(event) == {"batchItemFailures": []}
     [dead] = gateway_env.dead_letters(NOTES_QUEUE)
     assert _attr(dead, "error_code") == ErrorCode.UNKNOWN_SCHEMA
+
+
+def test_router_records_service_activity_for_the_idle_timer(
+    router: RouterFactory, gateway_env: GatewayEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work arriving keeps the control plane from suspending mid-stream (DESIGN: routers
+    update last activity, throttled per container); a poison-only batch is not activity."""
+    import boto3
+
+    from spcs_gateway.service_state import ServiceStateStore
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="svc-state",
+        KeySchema=[{"AttributeName": "service", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "service", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("SERVICE_STATE_TABLE", "svc-state")
+    store = ServiceStateStore("svc-state", ddb)
+
+    r = router("note_router")
+    r.invoke(gateway_env.sqs_event(NOTES_QUEUE, ["{not json"]))
+    assert store.get(r.app.pipeline.service.name).last_activity is None
+
+    r.invoke(gateway_env.sqs_event(NOTES_QUEUE, [note_body("evt-act")]))
+    assert store.get(r.app.pipeline.service.name).last_activity is not None

@@ -245,9 +245,21 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
     assert names_in(raw_doc) & all_queues == {queue, dlq}
     doc = cfn.resolve(raw_doc)
     by_resource: dict[str, set[str]] = {}
+    conditioned: list[dict[str, Any]] = []
     for stmt in statements(doc):
+        if "Condition" in stmt:
+            conditioned.append(stmt)
+            continue
         for resource in as_list(stmt["Resource"]):
             by_resource.setdefault(resource, set()).update(as_list(stmt["Action"]))
+    # The key through DynamoDB only (the service-state table is SSE-KMS with it).
+    assert [(s["Sid"], s["Condition"]["StringEquals"]["kms:ViaService"]) for s in conditioned] == [
+        ("UsePhiKeyThroughDynamoDb", "dynamodb.us-east-1.amazonaws.com")
+    ]
+    # Last activity for the idle timer: one UpdateItem on the state table, nothing more.
+    assert by_resource[cfn.getatt("ServiceStateTable", "Arn")] == {"dynamodb:UpdateItem"}
+    env = cfn.resources[fn]["Properties"]["Environment"]["Variables"]
+    assert env["SERVICE_STATE_TABLE"] == {"Ref": "ServiceStateTable"}
     assert by_resource[cfn.getatt(queue, "Arn")] == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",

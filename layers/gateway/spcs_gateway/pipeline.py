@@ -58,6 +58,7 @@ from spcs_gateway.images import ImageSource, resolve_labels
 from spcs_gateway.readiness import NoopReadinessHook, ReadinessHook
 from spcs_gateway.registry import Registry, ServiceConfig, Task, load_registry
 from spcs_gateway.results import ResultRow
+from spcs_gateway.service_state import SERVICE_STATE_TABLE_ENV
 from spcs_gateway.spcs_client import InferenceInput, RowResult
 
 if TYPE_CHECKING:
@@ -137,6 +138,12 @@ def _ms(start: float) -> int:
     return round((time.perf_counter() - start) * 1000)
 
 
+class Activity(Protocol):
+    """Records that work arrived for a service (service_state.ActivityRecorder)."""
+
+    def record(self, name: str) -> bool: ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -147,6 +154,7 @@ class Pipeline:
         dead_letters: DeadLetterQueue,
         images: ImageLoader | None = None,
         readiness: ReadinessHook | None = None,
+        activity: Activity | None = None,
         backoff: BackoffPolicy | None = None,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
@@ -166,6 +174,7 @@ class Pipeline:
         self._dlq = dead_letters
         self._images = images
         self._readiness = readiness or NoopReadinessHook()
+        self._activity = activity
         self._backoff = backoff or BackoffPolicy()
         self._logger = logger
         self._metrics = metrics
@@ -226,6 +235,10 @@ class Pipeline:
             else:
                 leaders[parsed.event_id] = _Work(record, parsed)
         timings["parse_ms"] = _ms(started)
+        if leaders and self._activity is not None:
+            # Work arrived for the service: keeps the control plane's idle timer from running
+            # out mid-stream. Throttled per container; never fails the batch.
+            self._activity.record(self.service.name)
 
         # 3. skip events that already have a result row
         pending: list[_Work] = []
@@ -443,6 +456,7 @@ def build_pipeline(
     dead_letters: DeadLetterQueue | None = None,
     images: ImageLoader | None = None,
     readiness: ReadinessHook | None = None,
+    activity: Activity | None = None,
     backoff: BackoffPolicy | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
@@ -513,6 +527,11 @@ def build_pipeline(
             logger or observability.get_logger(),
         )
 
+    if activity is None and env.get(SERVICE_STATE_TABLE_ENV):
+        from spcs_gateway.service_state import ActivityRecorder, ServiceStateStore
+
+        activity = ActivityRecorder(ServiceStateStore.from_env(environ=env))
+
     return Pipeline(
         service,
         spcs=spcs,
@@ -520,6 +539,7 @@ def build_pipeline(
         dead_letters=dead_letters,
         images=images,
         readiness=readiness,
+        activity=activity,
         backoff=backoff,
         logger=logger or observability.get_logger(),
         metrics=metrics or observability.get_metrics(service.name),
