@@ -1,0 +1,1 @@
+"""Benchmarks for spcs-gateway (issue 9): ``make bench`` runs ``python -m bench``."""

@@ -1,0 +1,288 @@
+"""Cold start: time to import and initialise each function module in a fresh interpreter.
+
+Each sample is a new ``sys.executable`` process that runs ``functions/<name>/app.py`` with
+``runpy`` (module-level imports and dependency building, exactly what Lambda's Init phase runs)
+and reports the time from before the first import to after the module body. The baseline is a
+Powertools hello world (Logger + Metrics + Tracer decorating a trivial handler) run the same
+way, interleaved with the functions in the same run, so the ratio is robust to machine noise.
+
+The environment looks like Lambda's (``LAMBDA_TASK_ROOT`` set, so Powertools enables the tracer
+and patches its modules) with a registry file, fake AWS credentials and every endpoint pointing
+at a closed loopback port: initialisation must not do network I/O, so nothing is reached.
+One extra run per module with ``-X importtime`` shows which packages dominate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS = REPO / "functions"
+ROUTERS = ("note_router", "image_router")
+BASELINE = "powertools_hello"
+NOWHERE = "http://127.0.0.1:9"  # discard port: nothing listens; nothing may be called at init
+ACCOUNT = "123456789012"
+
+_HELLO = """
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return {"hello": "world"}
+"""
+
+# Runs in the child: time the module body of the app (imports + init), print it as JSON.
+_PROBE = """
+import sys, time
+sys.stderr.write("BENCH-START\\n"); sys.stderr.flush()
+_t0 = time.perf_counter()
+import runpy
+sys.path.insert(0, {root!r})
+runpy.run_path({path!r}, run_name="app")
+_t1 = time.perf_counter()
+print('{{"init_s": %r}}' % (_t1 - _t0))
+"""
+
+SERVICE_BY_FUNCTION = {"note_router": "ner", "image_router": "zsc"}
+
+
+def _registry() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "snowflake": {
+            "account": "myorg-acct",
+            "user": "svc_gateway",
+            "role": "GATEWAY_ROLE",
+            "warehouse": "GATEWAY_WH",
+            "auth": "keypair",
+            "secret": {"secret_id": "spcs-gateway/snowflake"},
+        },
+        "services": [
+            {
+                "name": "ner",
+                "service": "PEDIATRIC_ML.MODELS.BIOBERT_NER",
+                "compute_pool": "CPU_POOL",
+                "url": "https://ner-myorg-acct.snowflakecomputing.app",
+                "task": "token-classification",
+                "queues": ["notes"],
+            },
+            {
+                "name": "zsc",
+                "service": "PEDIATRIC_ML.MODELS.BIOMEDCLIP",
+                "compute_pool": "GPU_POOL",
+                "url": "https://zsc-myorg-acct.snowflakecomputing.app",
+                "task": "zero-shot-image-classification",
+                "queues": ["images"],
+            },
+        ],
+    }
+
+
+def _env(workdir: Path, name: str) -> dict[str, str]:
+    queue = f"{NOWHERE}/{ACCOUNT}/spcs-gateway-notes"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),  # the Snowflake connector's caches go under HOME
+        "LANG": "C.UTF-8",
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS / name),
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": NOWHERE,
+        "POWERTOOLS_SERVICE_NAME": name,
+        "POWERTOOLS_METRICS_NAMESPACE": "SpcsGatewayBench",
+        "SPCS_GATEWAY_REGISTRY_FILE": str(workdir / "registry.json"),
+        "SERVICE_NAME": SERVICE_BY_FUNCTION.get(name, "ner"),
+        "DLQ_URL": queue + "-dlq",
+        "SOURCE_QUEUE_URL": queue,
+        "SERVICE_STATE_TABLE": "spcs-gateway-service-state",
+        "QUEUE_URLS": json.dumps({"notes": queue}),
+        "QUEUE_ARNS": json.dumps({"notes": f"arn:aws:sqs:us-east-1:{ACCOUNT}:spcs-gateway-notes"}),
+        "CONTROL_FUNCTION_NAME": "spcs-gateway-control",
+    }
+    return env
+
+
+def discover() -> list[str]:
+    return sorted(p.parent.name for p in FUNCTIONS.glob("*/app.py"))
+
+
+def _app_path(workdir: Path, name: str) -> Path:
+    return workdir / "hello" / "app.py" if name == BASELINE else FUNCTIONS / name / "app.py"
+
+
+def _sample(workdir: Path, name: str) -> tuple[float, float]:
+    """(init seconds inside the interpreter, whole process wall seconds)."""
+    app = _app_path(workdir, name)
+    code = _PROBE.format(root=str(app.parent), path=str(app))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(workdir, name),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        raise RuntimeError(f"{name}: init failed: {' | '.join(tail)}")
+    line = proc.stdout.strip().splitlines()[-1]
+    return float(json.loads(line)["init_s"]), wall
+
+
+def import_profile(workdir: Path, name: str) -> dict[str, Any]:
+    """One ``-X importtime`` run: time in imports vs the rest of init, and the packages whose
+    own modules cost most (self time summed per top-level package, ms)."""
+    app = _app_path(workdir, name)
+    code = _PROBE.format(root=str(app.parent), path=str(app))
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=_env(workdir, name),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    by_package: dict[str, float] = defaultdict(float)
+    imports_ms = 0.0
+    started = False
+    for line in proc.stderr.splitlines():
+        if line.startswith("BENCH-START"):
+            started = True  # imports before this belong to interpreter start-up
+            continue
+        if not started or not line.startswith("import time:") or "cumulative" in line:
+            continue
+        self_us, cumulative_us, module = line[len("import time:") :].split("|", 2)
+        by_package[module.strip().split(".")[0]] += int(self_us) / 1000
+        if not module.startswith("  "):  # top level: nested imports are in its cumulative
+            imports_ms += int(cumulative_us) / 1000
+    init_ms = float(json.loads(proc.stdout.strip().splitlines()[-1])["init_s"]) * 1000
+    ranked = sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)
+    return {
+        "imports_ms": round(imports_ms, 1),
+        "other_init_ms": round(max(init_ms - imports_ms, 0.0), 1),
+        "packages_self_ms": {p: round(ms, 2) for p, ms in ranked},
+    }
+
+
+def _median_profile(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-figure median of several ``-X importtime`` runs (one run is noisy here)."""
+    names = {p for prof in runs for p in prof["packages_self_ms"]}
+    packages = {
+        p: statistics.median(prof["packages_self_ms"].get(p, 0.0) for prof in runs) for p in names
+    }
+    return {
+        "imports_ms": round(statistics.median(p["imports_ms"] for p in runs), 1),
+        "other_init_ms": round(statistics.median(p["other_init_ms"] for p in runs), 1),
+        "packages_self_ms": packages,
+    }
+
+
+def _top(packages: dict[str, float], n: int = 6) -> list[dict[str, Any]]:
+    ranked = sorted(packages.items(), key=lambda kv: kv[1], reverse=True)[:n]
+    return [{"package": p, "ms": round(ms, 1)} for p, ms in ranked]
+
+
+def run(*, samples: int = 11, names: Sequence[str] | None = None) -> dict[str, Any]:
+    names = list(names or discover())
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "registry.json").write_text(json.dumps(_registry()))
+        (workdir / "hello").mkdir()
+        (workdir / "hello" / "app.py").write_text(_HELLO)
+        modules = [BASELINE, *names]
+        for name in modules:  # warm the OS page cache; not counted
+            _sample(workdir, name)
+        init: dict[str, list[float]] = {m: [] for m in modules}
+        wall: dict[str, list[float]] = {m: [] for m in modules}
+        for _ in range(samples):  # interleaved: noise hits every module alike
+            for name in modules:
+                i, w = _sample(workdir, name)
+                init[name].append(i)
+                wall[name].append(w)
+        profiles = {
+            m: _median_profile([import_profile(workdir, m) for _ in range(3)]) for m in modules
+        }
+    base_init = statistics.median(init[BASELINE])
+    base_wall = statistics.median(wall[BASELINE])
+    result: dict[str, Any] = {"samples": samples, "modules": {}}
+    for name in modules:
+        med_init, med_wall = statistics.median(init[name]), statistics.median(wall[name])
+        result["modules"][name] = {
+            "init_median_ms": round(med_init * 1000, 1),
+            "process_median_ms": round(med_wall * 1000, 1),
+            "ratio_init": round(med_init / base_init, 2),
+            "ratio_process": round(med_wall / base_wall, 2),
+            "importtime": {
+                "imports_ms": profiles[name]["imports_ms"],
+                "other_init_ms": profiles[name]["other_init_ms"],
+                "top_packages_self_ms": _top(profiles[name]["packages_self_ms"]),
+                # What the module adds over the baseline: self time per package, difference.
+                "top_added_vs_baseline_ms": _top(
+                    {
+                        p: ms - profiles[BASELINE]["packages_self_ms"].get(p, 0.0)
+                        for p, ms in profiles[name]["packages_self_ms"].items()
+                    }
+                ),
+            },
+        }
+    result["targets"] = {
+        f"{r}_ratio_le_1_5": result["modules"][r]["ratio_init"] <= 1.5
+        for r in ROUTERS
+        if r in result["modules"]
+    }
+    return result
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{'module':<18}{'init ms':>9}{'ratio':>7}{'process ms':>12}"
+        f"{'imports/other':>15}  most added vs baseline (self ms, -X importtime)"
+    ]
+    for name, m in result["modules"].items():
+        prof = m["importtime"]
+        key = "top_packages_self_ms" if name == BASELINE else "top_added_vs_baseline_ms"
+        top = ", ".join(f"{t['package']} {t['ms']:.0f}" for t in prof[key][:4])
+        split = f"{prof['imports_ms']:.0f}/{prof['other_init_ms']:.0f}"
+        lines.append(
+            f"{name:<18}{m['init_median_ms']:>9.1f}{m['ratio_init']:>7.2f}"
+            f"{m['process_median_ms']:>12.1f}{split:>15}  {top}"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="cold start of the function modules")
+    parser.add_argument("--samples", type=int, default=11)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(samples=args.samples)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(table(result)))
+
+
+if __name__ == "__main__":
+    main()
