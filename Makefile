@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml layers/gateway/requirements.txt
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -c pyproject.toml -r layers/gateway/spcs_gateway -ll
 
 typecheck: venv
 	$(BIN)/mypy
@@ -30,8 +31,11 @@ cfn: venv
 
 test: lint typecheck unit cfn
 
+# Services start suspended: the first events resume each once, poison lands in the DLQs,
+# everything else gets a result row, the services suspend after idling (infra/local/STACK.md).
 demo: venv
-	$(BIN)/spcs-local demo
+	$(BIN)/spcs-local demo --start-suspended \
+		--json-summary .spcs-local/demo/summary.json --artifacts .spcs-local/demo/artifacts
 
 bench: venv
 	$(BIN)/python -m bench

@@ -1,6 +1,7 @@
 """``spcs-local``: the local stack's command line.
 
-Subcommands: ``emulator`` (the Snowflake + SPCS emulator). ``up`` and ``demo`` come later.
+Subcommands: ``emulator`` (the Snowflake + SPCS emulator), ``up`` (the whole system locally)
+and ``demo`` (the whole system fed a synthetic EHR stream, with a summary).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spcs-local", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_emulator(subparsers)
+    from spcs_local.stack.commands import add_stack_commands
+
+    add_stack_commands(subparsers)
     return parser
 
 

@@ -197,7 +197,10 @@ class ServiceConfig(_Strict):
     max_concurrency: int = Field(default=4, ge=1, le=64)
     timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    idle_seconds: int = Field(default=900, ge=60)
+    # Seconds without work before the control plane may suspend the service. Deployments keep
+    # minutes (template ServiceIdleSeconds has MinValue 60); lower values exist for the local
+    # stack's demos and tests (spcs-local demo --idle-seconds), where a resume takes seconds.
+    idle_seconds: int = Field(default=900, ge=1)
     warm_windows: list[WarmWindow] = Field(default_factory=list)
     label_sets: dict[str, LabelList] = Field(default_factory=dict)
     max_candidate_labels: int = Field(default=64, ge=1, le=1_000)

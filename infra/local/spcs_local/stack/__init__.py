@@ -1,0 +1,1 @@
+"""The local stack: template resources in moto server, the emulator, a Lambda-like runner."""
