@@ -194,6 +194,9 @@ def start_emulator(
             handle.stop()
             raise RuntimeError(f"emulator did not start in {START_TIMEOUT_S}s:\n{handle.output}")
         time.sleep(0.05)
+    # The document is written as soon as everything listens; the banner follows it.
+    while "ready (Ctrl-C to stop)" not in handle.output and time.monotonic() < deadline:
+        time.sleep(0.05)
     handle.config = json.loads(registry.read_text())
     return handle
 
