@@ -77,3 +77,13 @@ def test_policy_per_kind() -> None:
     assert policy.delay(FailureKind.THROTTLED, 1, low, retry_after=42.2) == 43
     assert policy.delay(FailureKind.THROTTLED, 6, top, retry_after=1) == 160
     assert policy.delay(FailureKind.THROTTLED, 1, low, retry_after=10**7) == SQS_MAX_VISIBILITY_S
+
+
+def test_unavailable_retry_base_comes_from_the_environment() -> None:
+    from spcs_gateway.backoff import RETRY_UNAVAILABLE_BASE_ENV, BackoffPolicy
+
+    assert BackoffPolicy.from_env({}).unavailable_base == 30
+    assert BackoffPolicy.from_env({RETRY_UNAVAILABLE_BASE_ENV: "3"}).unavailable_base == 3
+    for bad in ("0", "abc", "601"):
+        with pytest.raises(ValueError, match=RETRY_UNAVAILABLE_BASE_ENV):
+            BackoffPolicy.from_env({RETRY_UNAVAILABLE_BASE_ENV: bad})

@@ -9,6 +9,7 @@ one failed batch so they do not return together.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +17,10 @@ from spcs_gateway.errors import FailureKind
 
 # SQS refuses a visibility timeout above 12 hours.
 SQS_MAX_VISIBILITY_S = 43_200
+
+# First retry delay against a suspended/starting service: tune to the expected resume time
+# (minutes on SPCS with model load; seconds in the local emulator).
+RETRY_UNAVAILABLE_BASE_ENV = "RETRY_UNAVAILABLE_BASE_SECONDS"
 
 
 class Rng(Protocol):
@@ -71,6 +76,19 @@ class BackoffPolicy:
     unavailable_cap: int = 600
     configuration_base: int = 60
     configuration_cap: int = 3_600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> BackoffPolicy:
+        raw = environ.get(RETRY_UNAVAILABLE_BASE_ENV, "").strip()
+        if not raw:
+            return cls()
+        try:
+            base = int(raw)
+        except ValueError:
+            raise ValueError(f"{RETRY_UNAVAILABLE_BASE_ENV} must be a whole number") from None
+        if not 1 <= base <= cls.unavailable_cap:
+            raise ValueError(f"{RETRY_UNAVAILABLE_BASE_ENV} must be 1..{cls.unavailable_cap}")
+        return cls(unavailable_base=base)
 
     def delay(
         self, kind: FailureKind, receive_count: int, rng: Rng, *, retry_after: float | None = None

@@ -423,6 +423,16 @@ class Pipeline:
             from spcs_gateway.observability import emit_outcome_counts
 
             self._metrics.add_metric(name="BatchRecords", unit=MetricUnit.Count, value=len(records))
+            # Alarm-able: Snowflake refused the gateway's credentials (bad key, PAT, role).
+            auth_failed = sum(
+                1
+                for o in outcomes.values()
+                if o.cause is not None and o.cause.code is ErrorCode.AUTH_FAILED
+            )
+            if auth_failed:
+                self._metrics.add_metric(
+                    name="AuthFailures", unit=MetricUnit.Count, value=auth_failed
+                )
             if "infer_ms" in timings:
                 self._metrics.add_metric(
                     name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings["infer_ms"]
@@ -540,7 +550,7 @@ def build_pipeline(
         images=images,
         readiness=readiness,
         activity=activity,
-        backoff=backoff,
+        backoff=backoff or BackoffPolicy.from_env(env),
         logger=logger or observability.get_logger(),
         metrics=metrics or observability.get_metrics(service.name),
         tracer=tracer or observability.get_tracer(),

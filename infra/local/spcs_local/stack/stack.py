@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -73,6 +74,9 @@ class StackOptions:
     def environment(self) -> dict[str, str]:
         """Local knobs added to every function's environment (after the template's)."""
         env = {"CONTROL_POLL_SECONDS": _num(self.control_poll_seconds)}
+        # Routers retry an unavailable service after about one emulated resume, not the
+        # production default (30 s, sized for an SPCS model load).
+        env["RETRY_UNAVAILABLE_BASE_SECONDS"] = str(max(1, math.ceil(self.resume_seconds)))
         uptime = self.min_uptime_seconds
         if uptime is None and self.idle_seconds is not None:
             uptime = float(self.idle_seconds)
