@@ -37,6 +37,12 @@ MAX_JWT_LIFETIME_S = 3_600
 # Ingress tokens that are not JWTs carry no expiry we can read: re-exchange after this long
 # (and on any 401 before that).
 DEFAULT_OPAQUE_TOKEN_TTL_S = 50 * 60
+# After Snowflake refuses the credential for a host (the token endpoint refuses the JWT, or the
+# ingress refuses a freshly issued token or the PAT: bad key, wrong role, revoked PAT), tokens
+# for that host are not asked for again for this long unless the credential changed (a rotated
+# key or PAT is used at once): a misconfiguration costs one exchange per host per window, not
+# one per request.
+DEFAULT_AUTH_FAILURE_BACKOFF_S = 5.0
 _EXCHANGE_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
@@ -82,6 +88,12 @@ class _Cached:
     refresh_at: float
 
 
+@dataclass(frozen=True)
+class _Refused:
+    credential: object  # the private key object or the PAT that was refused
+    until: float  # no new token with that credential before this time
+
+
 def _refresh_at(expires_at: float, now: float, margin: float) -> float:
     # Never spend more than half of a short lifetime waiting for the margin.
     return expires_at - min(margin, max(0.0, (expires_at - now) / 2))
@@ -98,16 +110,19 @@ class TokenProvider:
         *,
         clock: Callable[[], float] = time.time,
         opaque_token_ttl_s: float = DEFAULT_OPAQUE_TOKEN_TTL_S,
+        auth_failure_backoff_s: float = DEFAULT_AUTH_FAILURE_BACKOFF_S,
     ) -> None:
         self._settings = settings
         self._credentials = credentials
         self._http = http
         self._clock = clock
         self._opaque_ttl = opaque_token_ttl_s
+        self._auth_backoff = auth_failure_backoff_s
         self._margin = float(settings.token_refresh_margin_seconds)
         self._lock = threading.Lock()  # guards the dicts and flags below (held briefly)
         self._host_locks: dict[str, threading.Lock] = {}
         self._ingress: dict[str, _Cached] = {}
+        self._refused: dict[str, _Refused] = {}
         self._jwt_lock = threading.Lock()
         self._jwt: _Cached | None = None
         self._jwt_key: rsa.RSAPrivateKey | None = None
@@ -160,7 +175,9 @@ class TokenProvider:
 
     def ingress_token(self, scope_host: str) -> str:
         if self.mode is AuthMode.PAT:
-            return self._pat()
+            pat = self._pat()
+            self._check_refused(scope_host, pat, self._clock())
+            return pat
         with self._lock:
             cached = self._ingress.get(scope_host)
             host_lock = self._host_locks.setdefault(scope_host, threading.Lock())
@@ -173,10 +190,20 @@ class TokenProvider:
             now = self._clock()
             if cached is not None and now < cached.refresh_at:
                 return cached.token
-            token = self._exchange(scope_host)
+            # Re-reads the secret once after a refusal, so a rotated key is tried at once.
+            key = self._private_key()
+            self._check_refused(scope_host, key, now)
+            try:
+                token = self._exchange(scope_host)
+            except ConfigurationError as err:
+                if err.code is ErrorCode.AUTH_FAILED:
+                    with self._lock:
+                        self._refused[scope_host] = _Refused(key, now + self._auth_backoff)
+                raise
             entry = _Cached(token, self._token_refresh_at(token, now))
             with self._lock:
                 self._ingress[scope_host] = entry
+                self._refused.pop(scope_host, None)
                 self.exchanges += 1
             return token
 
@@ -191,6 +218,30 @@ class TokenProvider:
             cached = self._ingress.get(scope_host)
             if cached is not None and (token is None or cached.token == token):
                 del self._ingress[scope_host]
+
+    def refused(self, scope_host: str) -> None:
+        """The ingress refused a token that was just refreshed (or the PAT, re-read): back off
+        for ``scope_host`` as after a refused exchange."""
+        with self._lock:
+            if self.mode is AuthMode.PAT:
+                credential: object = self._last_pat
+            else:
+                credential = self._jwt_key
+                self._ingress.pop(scope_host, None)
+            if credential is not None:
+                until = self._clock() + self._auth_backoff
+                self._refused[scope_host] = _Refused(credential, until)
+
+    def _check_refused(self, scope_host: str, credential: object, now: float) -> None:
+        with self._lock:
+            refused = self._refused.get(scope_host)
+        if refused is None or now >= refused.until:
+            return
+        same = refused.credential is credential or refused.credential == credential
+        if same:
+            raise ConfigurationError(
+                ErrorCode.AUTH_FAILED, "credential refused recently (backing off)"
+            )
 
     def ingress_auth_header(self, scope_host: str) -> dict[str, str]:
         return snowflake_token_header(self.ingress_token(scope_host))

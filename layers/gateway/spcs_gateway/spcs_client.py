@@ -303,6 +303,7 @@ class SpcsClient:
                     with self._lock:
                         self.stats.token_refreshes += 1
                     continue
+                self._tokens.refused(host)  # back off: no token requests for a while
                 error: GatewayError = ConfigurationError(
                     ErrorCode.AUTH_FAILED, f"HTTP {status} after token refresh", status=status
                 )
