@@ -472,7 +472,10 @@ def test_infra_caller_policies_split_inference_from_operations_and_cover_every_r
 
 def _emitted_metrics() -> set[str]:
     source = Path(control_module.__file__).read_text(encoding="utf-8")
-    return set(re.findall(r'_emit\(\s*"(\w+)"', source))
+    names = set(re.findall(r'_emit\(\s*"(\w+)"', source))
+    # The routers' metrics (pipeline.py: single metrics by name=..., add_metric(name=...)).
+    pipeline = Path(control_module.__file__).with_name("pipeline.py").read_text(encoding="utf-8")
+    return names | set(re.findall(r'name="(\w+)"', pipeline))
 
 
 def test_infra_control_alarms_watch_failures_and_a_service_stuck_resuming() -> None:
@@ -491,6 +494,10 @@ def test_infra_control_alarms_watch_failures_and_a_service_stuck_resuming() -> N
     assert query["Expression"] == (
         'SELECT SUM(ReconcileErrors) FROM SCHEMA("SpcsGateway", outcome, service)'
     )
+
+    (query,) = alarms["RouterAuthFailuresAlarm"]["Metrics"]
+    assert "AuthFailures" in emitted
+    assert query["Expression"] == 'SELECT SUM(AuthFailures) FROM SCHEMA("SpcsGateway", service)'
 
     stuck = alarms["ServiceStuckResumingAlarm"]
     (query,) = stuck["Metrics"]

@@ -443,12 +443,6 @@ def test_every_api_kind_answers_json_with_stable_codes(
             check(api, captured, data.draw(strategy((kind,)), label=kind))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: JSON nested deeper than Python's recursion limit makes the resolver's "
-    "json.loads raise RecursionError -> 500 INTERNAL_ERROR (and an ApiErrors alarm) instead "
-    "of 422; fix belongs in spcs_gateway/api",
-)
 def test_deeply_nested_json_body_is_a_client_error(api: Api, captured: Capture) -> None:
     raw = '{"text": ' + "[" * 5000 + json.dumps(MARK) + "]" * 5000 + "}"
     req = Req("deep", "POST", ENTITIES, raw=raw, expect=VALIDATION)

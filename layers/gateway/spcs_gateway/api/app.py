@@ -393,6 +393,10 @@ def create_api(
     def handle_not_found(_: NotFoundError) -> Response[dict[str, Any]]:
         return error_response(ApiError(404, ApiCode.NOT_FOUND))
 
+    def handle_too_deep(_: RecursionError) -> Response[dict[str, Any]]:
+        # JSON nested past the interpreter's recursion limit: the caller's body, not our bug.
+        return error_response(ApiError(422, ApiCode.VALIDATION_FAILED))
+
     # Most specific class wins (Powertools walks the exception's MRO).
     handlers: list[tuple[type[Exception], Any]] = [
         (ApiError, handle_api_error),
@@ -400,6 +404,7 @@ def create_api(
         (RequestUnsupportedContentType, handle_content_type),
         (GatewayError, handle_gateway_error),
         (NotFoundError, handle_not_found),
+        (RecursionError, handle_too_deep),
         (Exception, handle_unexpected),
     ]
     for exc_class, handler in handlers:
