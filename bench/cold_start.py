@@ -10,11 +10,21 @@ The environment looks like Lambda's (``LAMBDA_TASK_ROOT`` set, so Powertools ena
 and patches its modules) with a registry file, fake AWS credentials and every endpoint pointing
 at a closed loopback port: initialisation must not do network I/O, so nothing is reached.
 One extra run per module with ``-X importtime`` shows which packages dominate.
+
+Packages: Lambda's interpreter sees the function, its layer and the runtime's boto3, not this
+development virtualenv (pytest, moto, cfn-lint, bandit ... and click/rich/pygments, which make
+``import httpx`` load its command line, while pydantic scans every installed distribution's entry
+points for plugins). So every child runs with ``-S`` (no site-packages) on a directory of links
+to exactly the distributions it would ship with (a dependency closure, taken from this
+environment's metadata): the functions get ``layers/gateway/requirements.txt`` plus
+``layers/gateway``; the hello world gets Powertools with its tracer extra and boto3 only (the
+tracer patches every library it finds, so it must not find the gateway's httpx).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import statistics
@@ -29,6 +39,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = REPO / "functions"
+LAYER_SOURCE = REPO / "layers" / "gateway"
+LAYER_REQUIREMENTS = LAYER_SOURCE / "requirements.txt"
+# What a Powertools hello world ships with (boto3: the Lambda runtime's).
+BASELINE_REQUIREMENTS = ("aws-lambda-powertools[tracer]", "boto3")
 ROUTERS = ("note_router", "image_router")
 BASELINE = "powertools_hello"
 NOWHERE = "http://127.0.0.1:9"  # discard port: nothing listens; nothing may be called at init
@@ -49,9 +63,11 @@ def lambda_handler(event, context):
     return {"hello": "world"}
 """
 
-# Runs in the child: time the module body of the app (imports + init), print it as JSON.
+# Runs in the child (``python -S``): Lambda-like sys.path (function, layer packages, gateway
+# code), then time the module body of the app (imports + init), print it as JSON.
 _PROBE = """
 import sys, time
+sys.path[1:1] = [{site!r}, {layer!r}]
 sys.stderr.write("BENCH-START\\n"); sys.stderr.flush()
 _t0 = time.perf_counter()
 import runpy
@@ -123,6 +139,61 @@ def _env(workdir: Path, name: str) -> dict[str, str]:
     return env
 
 
+def _requirement_lines(path: Path) -> list[str]:
+    return [t for line in path.read_text().splitlines() if (t := line.split("#", 1)[0].strip())]
+
+
+def _closure(requirements: Sequence[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions that ``requirements`` pulls in, extras and markers applied."""
+    from packaging.requirements import Requirement  # a dependency of pytest
+
+    todo: list[tuple[str, frozenset[str]]] = []
+    for text in requirements:
+        req = Requirement(text)
+        todo.append((req.name, frozenset(req.extras)))
+    found: dict[str, importlib.metadata.Distribution] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        key = (name.lower().replace("_", "-"), extras)
+        if key in seen:
+            continue
+        seen.add(key)
+        dist = importlib.metadata.distribution(name)
+        found[key[0]] = dist
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            envs = [{"extra": e} for e in sorted(extras)] or [{"extra": ""}]
+            if req.marker is None or any(req.marker.evaluate(env) for env in envs):
+                todo.append((req.name, frozenset(req.extras)))
+    return list(found.values())
+
+
+def layer_site(target: Path, requirements: Sequence[str]) -> Path:
+    """Fill ``target`` with links to the top-level modules and metadata of the distributions
+    ``requirements`` needs (what ``pip install -t python/ ...`` would hold)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for dist in _closure(requirements):
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or top.endswith(".pth"):
+                continue
+            source = Path(str(dist.locate_file(top)))
+            link = target / top
+            if source.exists() and not link.exists():
+                link.symlink_to(source, target_is_directory=source.is_dir())
+    return target
+
+
+def _probe(workdir: Path, name: str) -> str:
+    app = _app_path(workdir, name)
+    if name == BASELINE:
+        site, layer = workdir / "site-baseline", workdir / "no-layer"
+    else:
+        site, layer = workdir / "site-layer", LAYER_SOURCE
+    return _PROBE.format(site=str(site), layer=str(layer), root=str(app.parent), path=str(app))
+
+
 def discover() -> list[str]:
     return sorted(p.parent.name for p in FUNCTIONS.glob("*/app.py"))
 
@@ -133,11 +204,10 @@ def _app_path(workdir: Path, name: str) -> Path:
 
 def _sample(workdir: Path, name: str) -> tuple[float, float]:
     """(init seconds inside the interpreter, whole process wall seconds)."""
-    app = _app_path(workdir, name)
-    code = _PROBE.format(root=str(app.parent), path=str(app))
+    code = _probe(workdir, name)
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         env=_env(workdir, name),
         cwd=workdir,
         capture_output=True,
@@ -156,10 +226,9 @@ def _sample(workdir: Path, name: str) -> tuple[float, float]:
 def import_profile(workdir: Path, name: str) -> dict[str, Any]:
     """One ``-X importtime`` run: time in imports vs the rest of init, and the packages whose
     own modules cost most (self time summed per top-level package, ms)."""
-    app = _app_path(workdir, name)
-    code = _PROBE.format(root=str(app.parent), path=str(app))
+    code = _probe(workdir, name)
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
+        [sys.executable, "-S", "-X", "importtime", "-c", code],
         env=_env(workdir, name),
         cwd=workdir,
         capture_output=True,
@@ -214,6 +283,8 @@ def run(*, samples: int = 11, names: Sequence[str] | None = None) -> dict[str, A
         (workdir / "registry.json").write_text(json.dumps(_registry()))
         (workdir / "hello").mkdir()
         (workdir / "hello" / "app.py").write_text(_HELLO)
+        layer_site(workdir / "site-layer", _requirement_lines(LAYER_REQUIREMENTS))
+        layer_site(workdir / "site-baseline", BASELINE_REQUIREMENTS)
         modules = [BASELINE, *names]
         for name in modules:  # warm the OS page cache; not counted
             _sample(workdir, name)

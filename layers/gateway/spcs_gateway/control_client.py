@@ -64,18 +64,27 @@ class LambdaControlClient:
 
     def __init__(
         self,
-        lambda_client: LambdaClient,
+        lambda_client: LambdaClient | None,
         function_name: str,
         *,
         dedupe_seconds: float = DEFAULT_DEDUPE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._lambda = lambda_client
+        self._lambda = lambda_client  # None: the default client, built on first use
         self._function = function_name
         self._dedupe = dedupe_seconds
         self._clock = clock
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def _client(self) -> LambdaClient:
+        if self._lambda is None:
+            with self._lock:
+                if self._lambda is None:
+                    import boto3
+
+                    self._lambda = boto3.client("lambda")
+        return self._lambda
 
     def ensure_ready(self, name: str) -> bool:
         """Ask control to make ``name`` ready. False when a request for it went out less than
@@ -110,7 +119,7 @@ class LambdaControlClient:
 
     def _invoke(self, payload: dict[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
         try:
-            response = self._lambda.invoke(
+            response = self._client().invoke(
                 FunctionName=self._function,
                 InvocationType="Event" if asynchronous else "RequestResponse",
                 Payload=json.dumps(payload).encode(),

@@ -10,7 +10,9 @@ the source queue ARN); the source queue's ``RedrivePolicy`` (GetQueueAttributes,
 container and queue). Source queue URL: env ``SOURCE_QUEUE_URL``, else GetQueueUrl from the
 record's ``eventSourceARN`` (once per container and queue).
 
-Error messages carry the AWS error code at most, never a body.
+Error messages carry the AWS error code at most, never a body. Without an ``sqs_client`` the
+default one is built on first use (a batch with no poison and no retry never calls SQS, so a
+router's cold start does not pay for it).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _split_arn(arn: str) -> tuple[str, str]:
 class DeadLetters:
     def __init__(
         self,
-        sqs_client: SQSClient,
+        sqs_client: SQSClient | None = None,
         dlq_url_for_source: Mapping[str, str] | DlqResolver | None = None,
         *,
         environ: Mapping[str, str] | None = None,
@@ -67,6 +69,15 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._source_urls: dict[str, str] = {}
         self._dlq_urls: dict[str, str] = {}
+
+    def _client(self) -> SQSClient:
+        if self._sqs is None:
+            with self._lock:
+                if self._sqs is None:
+                    import boto3
+
+                    self._sqs = boto3.client("sqs")
+        return self._sqs
 
     # -- queue URLs ----------------------------------------------------------------------------
 
@@ -106,7 +117,7 @@ class DeadLetters:
     def _queue_url_for_arn(self, arn: str) -> str:
         account, name = _split_arn(arn)
         try:
-            return self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+            return self._client().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
                 "QueueUrl"
             ]
         except (ClientError, BotoCoreError) as exc:
@@ -117,9 +128,11 @@ class DeadLetters:
     def _dlq_from_redrive_policy(self, record: SQSRecord) -> str:
         source_url = self.source_queue_url(record)
         try:
-            attrs = self._sqs.get_queue_attributes(
-                QueueUrl=source_url, AttributeNames=["RedrivePolicy"]
-            ).get("Attributes", {})
+            attrs = (
+                self._client()
+                .get_queue_attributes(QueueUrl=source_url, AttributeNames=["RedrivePolicy"])
+                .get("Attributes", {})
+            )
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(
                 ErrorCode.DEPENDENCY_ERROR, f"GetQueueAttributes failed ({_aws_code(exc)})"
@@ -150,7 +163,7 @@ class DeadLetters:
             params["MessageGroupId"] = record.attributes.message_group_id or "poison"
             params["MessageDeduplicationId"] = record.message_id
         try:
-            self._sqs.send_message(**params)
+            self._client().send_message(**params)
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(
                 ErrorCode.DEPENDENCY_ERROR, f"DLQ SendMessage failed ({_aws_code(exc)})"
@@ -162,7 +175,7 @@ class DeadLetters:
         """ChangeMessageVisibility for one record. Best effort: on failure the record simply
         returns after the queue's own visibility timeout."""
         try:
-            self._sqs.change_message_visibility(
+            self._client().change_message_visibility(
                 QueueUrl=self.source_queue_url(record),
                 ReceiptHandle=record.receipt_handle,
                 VisibilityTimeout=int(seconds),
@@ -193,7 +206,9 @@ class DeadLetters:
             for start in range(0, len(entries), _SQS_BATCH_MAX):
                 chunk = entries[start : start + _SQS_BATCH_MAX]
                 try:
-                    answer = self._sqs.change_message_visibility_batch(QueueUrl=url, Entries=chunk)
+                    answer = self._client().change_message_visibility_batch(
+                        QueueUrl=url, Entries=chunk
+                    )
                 except (ClientError, BotoCoreError):
                     failed += len(chunk)
                     continue

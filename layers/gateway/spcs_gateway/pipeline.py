@@ -54,7 +54,6 @@ from spcs_gateway.errors import (
     TransientError,
 )
 from spcs_gateway.events import Event, ImageEvent, NoteEvent, parse_event
-from spcs_gateway.images import ImageSource, resolve_labels
 from spcs_gateway.readiness import NoopReadinessHook, ReadinessHook
 from spcs_gateway.registry import Registry, ServiceConfig, Task, load_registry
 from spcs_gateway.results import ResultRow
@@ -362,6 +361,9 @@ class Pipeline:
         if isinstance(event, NoteEvent):
             return (event.text,)
         assert self._images is not None
+        # Imported here: only the image router gets here, and images.py pulls in Pillow.
+        from spcs_gateway.images import resolve_labels
+
         labels = resolve_labels(event, self.service)
         image = self._images.load(event.image)
         return (image.data, labels)
@@ -517,23 +519,23 @@ def build_pipeline(
     if dead_letters is None:
         from spcs_gateway.dlq import DeadLetters
 
-        if sqs_client is None:
-            import boto3
-
-            sqs_client = boto3.client("sqs")
+        # Without a client, DeadLetters builds its SQS client on first use: a batch without
+        # poison or retries never calls SQS.
         dead_letters = DeadLetters(sqs_client, environ=env)
 
     if images is None and service.task is Task.ZERO_SHOT_IMAGE_CLASSIFICATION:
+        from spcs_gateway.images import ImageSource
+
         images = ImageSource(registry.images, s3_client)
 
     if readiness is None and (control_function := env.get("CONTROL_FUNCTION_NAME")):
         # Unavailable service -> async ensure_ready on the control function (control_client.py).
-        import boto3
-
+        # The Lambda client is built on the first such call (None here): healthy batches never
+        # invoke the control function.
         from spcs_gateway.control_client import ControlReadinessHook, LambdaControlClient
 
         readiness = ControlReadinessHook(
-            LambdaControlClient(boto3.client("lambda"), control_function),
+            LambdaControlClient(None, control_function),
             logger or observability.get_logger(),
         )
 

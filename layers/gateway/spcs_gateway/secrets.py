@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING, Any
 
 from spcs_gateway.errors import ConfigurationError, ErrorCode
 from spcs_gateway.registry import AuthMode, SnowflakeSettings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 # (secret_id, max_age_seconds, force_fetch) -> the secret's value.
 FetchSecret = Callable[[str, int, bool], str | bytes]
@@ -87,6 +86,11 @@ def parse_secret(mode: AuthMode, raw: str | bytes) -> Credential:
         ):
             raise _config_error("secret holds no 'token' for PAT auth")
         return Credential(mode=mode, private_key=None, token=token.strip())
+
+    # cryptography only for key-pair auth (a PAT deployment never loads a key).
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     pem = fields.get("private_key") if fields else text
     passphrase = fields.get("passphrase") if fields else None
