@@ -16,16 +16,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# Set before any Powertools object exists (the API function builds its own at import).
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SpcsGatewayTest")
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "spcs-gateway-test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-
+# fake_account first: it sets the Powertools/AWS test environment before any Powertools object.
+import fake_account
 import httpx
 import respx
+from fake_account import ACCOUNT_URL, ner_service, snowflake_section, zsc_service
 from PIL import Image
 
 from spcs_gateway.errors import ErrorCode, TransientError
@@ -33,18 +28,15 @@ from spcs_gateway.lifecycle import ServiceState, ServiceStatus
 from spcs_gateway.registry import Registry
 from spcs_gateway.results import ResultRow
 
+# Re-exported for the tests that import them from here.
+NER_URL, TOKEN_URL, ZSC_URL = fake_account.NER_URL, fake_account.TOKEN_URL, fake_account.ZSC_URL
+
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
-ACCOUNT_URL = "https://myorg-acct.snowflakecomputing.com"
-TOKEN_URL = f"{ACCOUNT_URL}/oauth/token"
 SEARCH_URL = (
     f"{ACCOUNT_URL}/api/v2/databases/PEDIATRIC_ML/schemas/CLINICAL_DATA"
     "/cortex-search-services/CLINICAL_NOTES_SEARCH:query"
 )
-NER_BASE = "https://ner-myorg-acct.snowflakecomputing.app"
-ZSC_BASE = "https://zsc-myorg-acct.snowflakecomputing.app"
-NER_URL = f"{NER_BASE}/--call--"
-ZSC_URL = f"{ZSC_BASE}/--call--"
 RESULTS_TABLE = "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS"
 CANARY = "Zqxv-PHI-CANARY-Wilhelmina-Oyelaran-1987"
 
@@ -52,34 +44,10 @@ CANARY = "Zqxv-PHI-CANARY-Wilhelmina-Oyelaran-1987"
 def registry_doc(secret_file: str) -> dict[str, Any]:
     return {
         "version": 1,
-        "snowflake": {
-            "account": "myorg-acct",
-            "user": "svc_gateway",
-            "role": "GATEWAY_ROLE",
-            "auth": "keypair",
-            "secret": {"file": secret_file},
-            "results_table": RESULTS_TABLE,
-        },
+        "snowflake": snowflake_section({"file": secret_file}, results_table=RESULTS_TABLE),
         "services": [
-            {
-                "name": "biobert_ner",
-                "service": "PEDIATRIC_ML.MODELS.BIOBERT_NER",
-                "compute_pool": "CPU_POOL",
-                "url": NER_BASE,
-                "task": "token-classification",
-                "model_version": "v1",
-                "max_batch_rows": 8,
-            },
-            {
-                "name": "biomedclip",
-                "service": "PEDIATRIC_ML.MODELS.BIOMEDCLIP",
-                "compute_pool": "GPU_POOL",
-                "url": ZSC_BASE,
-                "task": "zero-shot-image-classification",
-                "model_version": "v2",
-                "label_sets": {"radiology-modality": ["chest x-ray", "brain MRI", "CT abdomen"]},
-                "max_candidate_labels": 5,
-            },
+            ner_service("biobert_ner"),
+            zsc_service("biomedclip", model_version="v2"),
         ],
         "images": {"max_image_bytes": 256 * 1024, "max_pixels": 1_000_000},
     }
@@ -165,20 +133,15 @@ def header(response: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-class LambdaContextStub:
-    function_name = "spcs-gateway-api"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:spcs-gateway-api"
-    aws_request_id = "00000000-0000-0000-0000-0000000000a1"
-    log_group_name = "/aws/lambda/spcs-gateway-api"
-    log_stream_name = "stream"
+class LambdaContextStub(fake_account.LambdaContextStub):
+    """The API function's context."""
 
     def __init__(self, remaining_ms: int = 30_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        super().__init__(
+            "spcs-gateway-api",
+            request_id="00000000-0000-0000-0000-0000000000a1",
+            remaining_ms=remaining_ms,
+        )
 
 
 @contextmanager

@@ -33,8 +33,7 @@ from api_support import (
     load_function,
     registry_doc,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from fake_account import rsa_private_pem
 
 from spcs_gateway.api import create_api
 from spcs_gateway.api.ondemand import OnDemandInference
@@ -51,12 +50,7 @@ from spcs_gateway.spcs_client import SpcsClient
 
 @pytest.fixture(scope="session")
 def api_registry_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    pem = rsa_private_pem()
     path: Path = tmp_path_factory.mktemp("api-secret") / "snowflake_key.pem"
     path.write_bytes(pem)
     return registry_doc(str(path))

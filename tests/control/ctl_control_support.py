@@ -3,11 +3,9 @@ test_ctl_cli.py; tests/control is on sys.path under pytest's default import mode
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +13,13 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto_support import (
+    REGION,
+    create_function,
+    create_queues,
+    create_state_table,
+    fake_credentials,
+)
 
 from spcs_gateway.control import ControlPlane
 from spcs_gateway.lifecycle import LifecyclePolicy
@@ -23,7 +28,6 @@ from spcs_gateway.registry import Registry, parse_registry
 from spcs_gateway.service_control import ServiceController
 from spcs_gateway.service_state import ServiceStateStore
 
-REGION = "us-east-1"
 TABLE = "spcs-gateway-service-state"
 T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 NER = "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
@@ -305,53 +309,21 @@ class World:
         return list(self.dynamodb.scan(TableName=TABLE)["Items"])
 
 
-def _function(lam: Any, iam: Any, name: str) -> None:
-    role = iam.create_role(
-        RoleName=f"{name}-role",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="app.lambda_handler",
-        Code={"ZipFile": buf.getvalue()},
-    )
-
-
 def aws_world(
     monkeypatch: Any, statuses: dict[str, str] | None = None, **fake_kwargs: Any
 ) -> Iterator[World]:
     """Generator body for a fixture: ``yield from aws_world(monkeypatch, ...)``."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "service", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "service", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(dynamodb, TABLE)
         sqs = boto3.client("sqs", region_name=REGION)
         lam = boto3.client("lambda", region_name=REGION)
         iam = boto3.client("iam", region_name=REGION)
-        urls = {
-            q: sqs.create_queue(QueueName=f"{q}-queue")["QueueUrl"] for q in ("notes", "images")
-        }
-        arns = {
-            q: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            for q, u in urls.items()
-        }
+        urls, arns = create_queues(sqs, ("notes", "images"), suffix="-queue")
         uuids: dict[str, str] = {}
         for queue, function in (("notes", "note-router"), ("images", "image-router")):
-            _function(lam, iam, function)
+            create_function(lam, iam, function)
             uuids[queue] = lam.create_event_source_mapping(
                 EventSourceArn=arns[queue], FunctionName=function, BatchSize=10
             )["UUID"]

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto_support import REGION, create_function, create_queues, fake_credentials
 
 from spcs_gateway.queues import EventSourceMappings, QueueMonitor, queue_name_from_arn
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         lam = boto3.client("lambda", region_name=REGION)
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="router",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
-        lam.create_function(
-            FunctionName="note-router",
-            Runtime="python3.13",
-            Role=role,
-            Handler="app.lambda_handler",
-            Code={"ZipFile": buf.getvalue()},
-        )
-        urls = {q: sqs.create_queue(QueueName=f"{q}-queue")["QueueUrl"] for q in ("notes", "x")}
-        arns = {
-            q: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            for q, u in urls.items()
-        }
+        create_function(lam, boto3.client("iam", region_name=REGION), "note-router")
+        urls, arns = create_queues(sqs, ("notes", "x"), suffix="-queue")
         yield {"sqs": sqs, "lambda": lam, "urls": urls, "arns": arns}
 
 

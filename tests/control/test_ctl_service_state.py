@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
+from moto_support import REGION, create_state_table, fake_credentials
 
 from spcs_gateway.lifecycle import Observed, ServiceStatus, can_take_lease
 from spcs_gateway.service_state import (
@@ -22,7 +23,6 @@ from spcs_gateway.service_state import (
     ServiceStateStore,
 )
 
-REGION = "us-east-1"
 TABLE = "spcs-gateway-service-state"
 T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
@@ -51,17 +51,10 @@ ALLOWED_ATTRIBUTES = {
 
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(client, TABLE, KEY_ATTRIBUTE)
         yield client
 
 

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +14,13 @@ import boto3
 import httpx
 import pytest
 from moto import mock_aws
+from moto_support import (
+    REGION,
+    create_function,
+    create_queues,
+    create_state_table,
+    fake_credentials,
+)
 
 from spcs_gateway.auth import TokenProvider
 from spcs_gateway.control import ControlPlane, Outcome
@@ -28,7 +33,6 @@ from spcs_gateway.sql import SnowflakeSql, make_connect
 
 pytestmark = pytest.mark.emulator
 
-REGION = "us-east-1"
 TABLE = "service-state"
 
 
@@ -48,37 +52,15 @@ class CountingSql:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "service", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "service", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(dynamodb, TABLE)
         sqs = boto3.client("sqs", region_name=REGION)
         lam = boto3.client("lambda", region_name=REGION)
-        role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="router",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
-        lam.create_function(
-            FunctionName="note-router",
-            Runtime="python3.13",
-            Role=role,
-            Handler="app.lambda_handler",
-            Code={"ZipFile": buf.getvalue()},
-        )
-        url = sqs.create_queue(QueueName="notes")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        create_function(lam, boto3.client("iam", region_name=REGION), "note-router")
+        urls, arns = create_queues(sqs, ("notes",))
+        url, arn = urls["notes"], arns["notes"]
         # Messages first: moto would invoke the function (Docker) on a send to an enabled mapping.
         for i in range(3):
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": i}))
@@ -89,8 +71,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "dynamodb": dynamodb,
             "sqs": sqs,
             "lambda": lam,
-            "urls": {"notes": url},
-            "arns": {"notes": arn},
+            "urls": urls,
+            "arns": arns,
             "uuid": uuid,
         }
 

@@ -13,15 +13,8 @@
 
 from __future__ import annotations
 
-import os
-
-# Set before any Powertools object exists (the routers build theirs at import).
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SpcsGatewayTest")
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "spcs-gateway-test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+# fake_account first: it sets the Powertools/AWS test environment before any Powertools object.
+import fake_account  # isort: skip
 
 import json
 import random
@@ -32,8 +25,6 @@ import boto3
 import httpx
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from gw_support import (
     IMAGE_BUCKET,
     IMAGES_QUEUE,
@@ -64,12 +55,7 @@ from spcs_gateway.spcs_client import SpcsClient
 
 @pytest.fixture(scope="session")
 def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return fake_account.rsa_private_pem().decode()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import base64
 import importlib.util
 import io
 import json
-import os
 import struct
 import threading
 import time
@@ -17,21 +16,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# Set before any Powertools object exists (the routers build theirs at import).
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SpcsGatewayTest")
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "spcs-gateway-test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-
+# fake_account first: it sets the Powertools/AWS test environment before any Powertools object.
+import fake_account
 import httpx
+from fake_account import ner_service, snowflake_section, zsc_service
 from PIL import Image
 
 from spcs_gateway.errors import ErrorCode, TransientError
 from spcs_gateway.registry import Registry
 from spcs_gateway.results import ResultRow
 from spcs_gateway.spcs_client import SpcsClient
+
+# Re-exported for the tests that import them from here.
+NER_URL, TOKEN_URL, ZSC_URL = fake_account.NER_URL, fake_account.TOKEN_URL, fake_account.ZSC_URL
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -41,52 +38,18 @@ IMAGES_QUEUE = "spcs-gateway-images"
 IMAGE_BUCKET = "imaging-allowed"
 OTHER_BUCKET = "imaging-elsewhere"
 SECRET_ID = "spcs-gateway/snowflake"
-ACCOUNT_URL = "https://myorg-acct.snowflakecomputing.com"
-TOKEN_URL = f"{ACCOUNT_URL}/oauth/token"
-NER_BASE = "https://ner-myorg-acct.snowflakecomputing.app"
-ZSC_BASE = "https://zsc-myorg-acct.snowflakecomputing.app"
-NER_URL = f"{NER_BASE}/--call--"
-ZSC_URL = f"{ZSC_BASE}/--call--"
 
 
 # -- registry and key ------------------------------------------------------------------------
 
 
 def registry_doc(**ner: Any) -> dict[str, Any]:
-    ner_doc: dict[str, Any] = {
-        "name": "ner",
-        "service": "PEDIATRIC_ML.MODELS.BIOBERT_NER",
-        "compute_pool": "CPU_POOL",
-        "url": NER_BASE,
-        "task": "token-classification",
-        "model_version": "v1",
-        "max_batch_rows": 8,
-        "max_concurrency": 2,
-    }
-    ner_doc.update(ner)
     return {
         "version": 1,
-        "snowflake": {
-            "account": "myorg-acct",
-            "user": "svc_gateway",
-            "role": "GATEWAY_ROLE",
-            "warehouse": "GATEWAY_WH",
-            "auth": "keypair",
-            "secret": {"secret_id": SECRET_ID},
-        },
+        "snowflake": snowflake_section({"secret_id": SECRET_ID}, warehouse="GATEWAY_WH"),
         "services": [
-            ner_doc,
-            {
-                "name": "zsc",
-                "service": "PEDIATRIC_ML.MODELS.BIOMEDCLIP",
-                "compute_pool": "GPU_POOL",
-                "url": ZSC_BASE,
-                "task": "zero-shot-image-classification",
-                "model_version": "v1",
-                "max_batch_rows": 8,
-                "label_sets": {"radiology-modality": ["chest x-ray", "brain MRI", "CT abdomen"]},
-                "max_candidate_labels": 5,
-            },
+            {**ner_service("ner", max_concurrency=2), **ner},
+            zsc_service("zsc", max_batch_rows=8),
         ],
         "images": {
             "allowed_buckets": [IMAGE_BUCKET],
@@ -340,17 +303,15 @@ class FakeSink:
 # -- routers ---------------------------------------------------------------------------------
 
 
-class LambdaContextStub:
-    function_name = "spcs-gateway-router"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:spcs-gateway-router"
-    aws_request_id = "00000000-0000-0000-0000-000000000001"
-    log_group_name = "/aws/lambda/spcs-gateway-router"
-    log_stream_name = "stream"
+class LambdaContextStub(fake_account.LambdaContextStub):
+    """The routers' context."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        super().__init__(
+            "spcs-gateway-router",
+            request_id="00000000-0000-0000-0000-000000000001",
+            remaining_ms=remaining_ms,
+        )
 
 
 class ReadinessRecorder:

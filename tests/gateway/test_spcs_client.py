@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from fake_account import rsa_private_pem
 
 from spcs_gateway.auth import TokenProvider
 from spcs_gateway.errors import (
@@ -75,12 +74,7 @@ def _registry(auth: str = "pat", **ner: Any) -> Registry:
 
 @pytest.fixture(scope="module")
 def key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return rsa_private_pem().decode()
 
 
 class Harness:

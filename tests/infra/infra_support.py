@@ -1,10 +1,12 @@
 """Reading template.yaml as CloudFormation reads it (shared by the tests/infra modules).
 
 ``Cfn`` evaluates the intrinsic functions the template uses against parameter values (defaults
-unless a test says otherwise), on the SAM template itself or on its translation. ``sam_translate``
-runs the real SAM transform (aws-sam-translator) offline, as ``sam deploy`` would have
-CloudFormation do, so tests can check the resources SAM generates (event source mappings, the
-API stage, the schedule rule, permissions) and lint the result as plain CloudFormation.
+unless a test says otherwise), on the SAM template itself or on its translation, with the local
+stack's evaluator (``spcs_local.stack.template``) and test placeholders for created resources.
+``sam_translate`` runs the real SAM transform (aws-sam-translator) offline, as ``sam deploy``
+would have CloudFormation do, so tests can check the resources SAM generates (event source
+mappings, the API stage, the schedule rule, permissions) and lint the result as plain
+CloudFormation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import cfn_yaml
+from spcs_local.stack.template import Template, load_template, names_in
+
+__all__ = ["names_in"]  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -48,14 +52,11 @@ CONTROL = "ControlFunction"
 API_FUNCTION = "ApiFunction"
 FUNCTIONS = {*ROUTERS, CONTROL, API_FUNCTION}
 
-_NO_VALUE = object()
-
 
 @cache
 def _raw() -> dict[str, Any]:
-    # cfn-lint's loader turns !Ref/!Sub/... into {"Ref": ...}; the JSON round trip drops its
-    # node subclasses so comparisons below are on plain values.
-    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+    # cfn-lint's loader turns !Ref/!Sub/... into {"Ref": ...}, as plain dicts and lists.
+    return load_template(TEMPLATE)
 
 
 def raw_template() -> dict[str, Any]:
@@ -86,8 +87,21 @@ def sam_translate() -> dict[str, Any]:
     return _translated()
 
 
-class Cfn:
-    """Evaluates the intrinsic functions this template uses, like CloudFormation would."""
+# Ref of a resource of these types is its name property (what the tests compare against).
+_NAME_PROPS = {
+    "AWS::SSM::Parameter": "Name",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::DynamoDB::Table": "TableName",
+}
+
+
+class Cfn(Template):
+    """The template (or its SAM translation) evaluated like CloudFormation would, by the local
+    stack's evaluator, with recognisable placeholders for what only exists once deployed:
+    Ref of another resource is ``ref-<Name>``, of a SAM-generated mapping ``uuid-of-<Name>``,
+    GetAtt Arn is ``arn:<partition>:fake:::<Name>``. A Ref/GetAtt of an unknown name fails."""
 
     def __init__(
         self,
@@ -96,28 +110,20 @@ class Cfn:
         partition: str = "aws",
         template: dict[str, Any] | None = None,
     ) -> None:
-        self.t = template if template is not None else _raw()
-        self.values: dict[str, Any] = {}
-        for name, spec in self.t["Parameters"].items():
-            raw = str({**REQUIRED_PARAMS, **(params or {})}.get(name, spec.get("Default", "")))
-            self.values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
-        self.pseudo = {
-            "AWS::Partition": partition,
-            "AWS::Region": "us-east-1",
-            "AWS::AccountId": "123456789012",
-            "AWS::StackName": "spcs-gateway",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
+        super().__init__(
+            TEMPLATE,
+            {**REQUIRED_PARAMS, **(params or {})},
+            partition=partition,
+            doc=template if template is not None else _raw(),
+        )
 
     @property
-    def resources(self) -> dict[str, Any]:
-        return dict(self.t["Resources"])
+    def t(self) -> dict[str, Any]:
+        return self.doc
 
-    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
-
-    def condition(self, name: str) -> bool:
-        return bool(self.resolve(self.t["Conditions"][name]))
+    def of_type(self, *kinds: str) -> dict[str, dict[str, Any]]:
+        # Whatever their Condition: the tests look at the template's structure.
+        return {k: v for k, v in self.resources.items() if v["Type"] in kinds}
 
     def sam_generated(self, name: str) -> str | None:
         """Type of a resource SAM generates under ``name`` (``<Function><Event>`` for SQS and
@@ -131,95 +137,22 @@ class Cfn:
         return None
 
     def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.values:
-            return self.values[name]
-        if name not in self.resources:
-            assert self.sam_generated(name), f"Ref of unknown resource {name}"
+        if name not in self.resources and self.sam_generated(name):
             return f"uuid-of-{name}"
+        return super().ref(name)  # unknown names raise TemplateError
+
+    def _placeholder_ref(self, name: str) -> Any:
         res = self.resources[name]
-        names = {
-            "AWS::SSM::Parameter": "Name",
-            "AWS::Serverless::Function": "FunctionName",
-            "AWS::Lambda::Function": "FunctionName",
-            "AWS::Logs::LogGroup": "LogGroupName",
-            "AWS::DynamoDB::Table": "TableName",
-        }
-        if res["Type"] in names:
-            return self.resolve(res["Properties"][names[res["Type"]]])
+        if res["Type"] in _NAME_PROPS:
+            return self.resolve(res["Properties"][_NAME_PROPS[res["Type"]]])
         return f"ref-{name}"
 
     def getatt(self, name: str, attr: str) -> str:
         assert name in self.resources, f"GetAtt of unknown resource {name}"
         return f"arn:{self.pseudo['AWS::Partition']}:fake:::{name}" if attr == "Arn" else name
 
-    def sub(self, text: str, variables: Mapping[str, Any]) -> str:
-        def one(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key.startswith("!"):
-                return "${" + key[1:] + "}"
-            if key in variables:
-                return str(variables[key])
-            if "." in key and not key.startswith("AWS::"):
-                return self.getatt(*key.split(".", 1))
-            value = self.ref(key)
-            return ",".join(value) if isinstance(value, list) else str(value)
-
-        return re.sub(r"\$\{([^}]+)\}", one, text)
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [r for r in (self.resolve(x) for x in node) if r is not _NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((fn, arg),) = node.items()
-            if fn == "Ref":
-                return self.ref(arg)
-            if fn == "Condition":
-                return self.condition(arg)
-            if fn == "Fn::If":
-                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-            if fn == "Fn::Equals":
-                a, b = (self.resolve(x) for x in arg)
-                return str(a) == str(b)
-            if fn == "Fn::Not":
-                return not self.resolve(arg[0])
-            if fn == "Fn::Join":
-                assert isinstance(arg[0], str), "Fn::Join takes a literal delimiter"
-                return arg[0].join(str(x) for x in self.resolve(arg[1]))
-            if fn == "Fn::Split":
-                assert isinstance(arg[0], str), "Fn::Split takes a literal delimiter"
-                return str(self.resolve(arg[1])).split(arg[0])
-            if fn == "Fn::Select":
-                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
-            if fn == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-                return self.sub(text, {k: self.resolve(v) for k, v in variables.items()})
-            if fn == "Fn::FindInMap":
-                m, a, b = (str(self.resolve(x)) for x in arg)
-                return self.t["Mappings"][m][a][b]
-            if fn == "Fn::GetAtt":
-                name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.getatt(name, attr)
-            assert not fn.startswith("Fn::"), f"evaluator does not know {fn}"
-        out = {k: self.resolve(v) for k, v in node.items()}
-        return {k: v for k, v in out.items() if v is not _NO_VALUE}
-
-    # -- functions --------------------------------------------------------------------------
-
-    def function_prop(self, fn: str, prop: str) -> Any:
-        props = self.resources[fn]["Properties"]
-        value = props.get(prop, self.t["Globals"]["Function"].get(prop))
-        return self.resolve(value)
-
     def function_env(self, fn: str) -> dict[str, str]:
-        glob = self.t["Globals"]["Function"]["Environment"]["Variables"]
-        own = self.resources[fn]["Properties"].get("Environment", {}).get("Variables", {})
-        return self.resolve({**glob, **own})
+        return self.function_environment(fn)
 
     def sqs_events(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for fn, res in self.of_type("AWS::Serverless::Function").items():
@@ -256,25 +189,6 @@ def statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
-
-
-def names_in(node: Any) -> set[str]:
-    """Logical ids referenced by Ref / GetAtt / ${X} / ${X.Attr} anywhere in an unresolved node."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
-            elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-            found |= names_in(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= names_in(item)
-    return found
 
 
 def iam_documents(cfn: Cfn) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C): a foreground command's loop waits on it."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    return stop
+
+
 def _run_emulator(args: argparse.Namespace) -> int:
     # Imported here so `spcs-local --help` stays fast.
     from spcs_local.emulator.faults import parse_faults
@@ -113,14 +125,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         config_out=args.config_out,
         ingress_port_base=args.ingress_port_base,
     )
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
+    stop = stop_on_signals()
     server = EmulatorServer(config)
     try:
         server.start()

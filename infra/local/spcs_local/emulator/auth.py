@@ -57,6 +57,7 @@ def _invalid(message: str) -> AuthError:
     return AuthError(401, "invalid_token", message)
 
 
+# Repeats spcs_gateway/auth.py on purpose: the verifier shares no code with what it checks.
 def public_key_fingerprint(key: rsa.RSAPublicKey | rsa.RSAPrivateKey) -> str:
     """``SHA256:`` + base64(sha256(DER SubjectPublicKeyInfo)), as Snowflake shows it."""
     public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key

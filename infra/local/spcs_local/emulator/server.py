@@ -14,11 +14,9 @@ all of this, written to ``config.config_out`` once everything listens.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +28,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ..serving import ThreadedServer
 from .auth import AuthError, EmulatorAuth, load_public_key
 from .backends import ImageStandIn, NerBackend
 from .clock import Clock, SystemClock
@@ -190,23 +188,6 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No per-request lines, and no request text in error lines (a bad request line may
-    hold anything, PHI included). TCP_NODELAY: werkzeug writes headers and body separately,
-    and Nagle + delayed ACK would add ~40 ms to every answer."""
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    def log_error(self, format: str, *args: Any) -> None:
-        log.warning("%s: malformed or dropped HTTP request", self.server.server_address)
-
-
 class _Ticker(threading.Thread):
     def __init__(self, tick: Callable[[], None], every: float) -> None:
         super().__init__(name="emulator-ticker", daemon=True)
@@ -227,9 +208,9 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._servers: list[ThreadedServer] = []
         self._ticker: _Ticker | None = None
-        self._account_server: BaseWSGIServer | None = None
+        self._account_server: ThreadedServer | None = None
         self.ingress: dict[str, IngressApp] = {}  # logical name -> app
         self._by_name: dict[str, EmulatedService] = {}
         self.credentials: Credentials | None = None
@@ -358,15 +339,9 @@ class EmulatorServer:
         self._search = CortexSearch(self.store)
         self._account_server = self._serve(self._account_app, self.config.port, "account")
 
-    def _serve(self, app: Any, port: int, name: str) -> BaseWSGIServer:
-        server = make_server(
-            self.config.host, port, app, threaded=True, request_handler=_QuietHandler
-        )
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
-        )
-        thread.start()
-        self._servers.append((server, thread))
+    def _serve(self, app: Any, port: int, name: str) -> ThreadedServer:
+        server = ThreadedServer(app, host=self.config.host, port=port, name=name)
+        self._servers.append(server)
         return server
 
     def stop(self) -> None:
@@ -374,10 +349,8 @@ class EmulatorServer:
             self._ticker.stopping.set()
             self._ticker.join(timeout=5)
             self._ticker = None
-        for server, thread in reversed(self._servers):
-            server.shutdown()
-            thread.join(timeout=5)
-            server.server_close()
+        for server in reversed(self._servers):
+            server.stop()
         self._servers.clear()
         if self.store is not None:
             self.store.close()
@@ -389,7 +362,7 @@ class EmulatorServer:
     def port(self) -> int:
         if self._account_server is None:
             raise RuntimeError("the emulator is not started")
-        return int(self._account_server.port)
+        return self._account_server.port
 
     @property
     def account_url(self) -> str:

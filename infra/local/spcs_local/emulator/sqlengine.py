@@ -25,7 +25,7 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -460,37 +460,38 @@ _SERVICE_COLUMNS: list[Column] = [
 ]
 
 
-def _service_values(s: ServiceRow) -> list[Any]:
-    return [
-        s.name,
-        s.status,
-        s.database_name,
-        s.schema_name,
-        s.owner,
-        s.compute_pool,
-        s.dns_name,
-        s.current_instances,
-        s.target_instances,
-        s.min_ready_instances,
-        s.min_instances,
-        s.max_instances,
-        _bool_text(s.auto_resume),
-        "[]",
-        _ts(s.created_on),
-        _ts(s.updated_on),
-        _ts(s.resumed_on),
-        _ts(s.suspended_on),
-        s.auto_suspend_secs,
-        s.comment,
-        "ROLE",
-        None,
-        "false",
-        "false",
-        s.spec_digest,
-        "false",
-        None,
-        None,
-    ]
+def _show_row(columns: Sequence[Column], row: Any, given: Mapping[str, Any]) -> tuple[Any, ...]:
+    """One SHOW/DESCRIBE row: ``given[name]`` where present, else the row's attribute of the
+    column's name (timestamps as datetimes, booleans as 'true'/'false' text)."""
+    values: list[Any] = []
+    for col in columns:
+        if col.name in given:
+            values.append(given[col.name])
+            continue
+        value = getattr(row, col.name)
+        if col.type == "timestamp_ltz":
+            value = _ts(value)
+        elif isinstance(value, bool):
+            value = _bool_text(value)
+        values.append(value)
+    return tuple(values)
+
+
+# SHOW SERVICES columns the emulator has no state for.
+_SERVICE_CONSTANTS: dict[str, Any] = {
+    "external_access_integrations": "[]",
+    "owner_role_type": "ROLE",
+    "query_warehouse": None,
+    "is_job": "false",
+    "is_async_job": "false",
+    "is_upgrading": "false",
+    "managing_object_domain": None,
+    "managing_object_name": None,
+}
+
+
+def _service_values(s: ServiceRow) -> tuple[Any, ...]:
+    return _show_row(_SERVICE_COLUMNS, s, _SERVICE_CONSTANTS)
 
 
 def _service_spec_yaml(s: ServiceRow) -> str:
@@ -532,31 +533,31 @@ _POOL_COLUMNS: list[Column] = [
 ]
 
 
-def _pool_values(p: PoolRow) -> list[Any]:
-    return [
-        p.name,
-        p.state,
-        p.min_nodes,
-        p.max_nodes,
-        p.instance_family,
-        p.num_services,
-        0,
-        p.auto_suspend_secs,
-        _bool_text(p.auto_resume),
-        p.active_nodes,
-        p.idle_nodes,
-        p.target_nodes,
-        _ts(p.created_on),
-        _ts(p.resumed_on),
-        _ts(p.updated_on),
-        p.owner,
-        p.comment,
-        "false",
-        None,
-        None,
-        None,
-        "Compute pool is idle." if p.state == "IDLE" else None,
-    ]
+_POOL_CONSTANTS: dict[str, Any] = {
+    "num_jobs": 0,
+    "is_exclusive": "false",
+    "application": None,
+    "budget": None,
+    "error_code": None,
+}
+
+
+def _pool_values(p: PoolRow) -> tuple[Any, ...]:
+    message = "Compute pool is idle." if p.state == "IDLE" else None
+    return _show_row(_POOL_COLUMNS, p, {**_POOL_CONSTANTS, "status_message": message})
+
+
+# The leading columns of SHOW SERVICE CONTAINERS / INSTANCES IN SERVICE.
+_IN_SERVICE_COLUMNS: list[Column] = [
+    text("database_name"),
+    text("schema_name"),
+    text("service_name"),
+    text("service_status"),
+]
+
+
+def _in_service(s: ServiceRow) -> tuple[Any, ...]:
+    return (s.database_name, s.schema_name, s.name, s.status)
 
 
 def _status(message: str = "Statement executed successfully.") -> ResultSet:
@@ -690,9 +691,23 @@ class SqlEngine:
         second = words[1] if len(words) > 1 else ""
 
         if first == "ALTER" and second == "SERVICE":
-            return self._alter_service(sql, session)
+            account = self.account
+            return self._alter(
+                sql,
+                "SERVICE",
+                _QID,
+                lambda name: self._service(name, session).fqn,
+                (account.suspend_service, account.resume_service, account.alter_service),
+            )
         if first == "ALTER" and second == "COMPUTE":
-            return self._alter_pool(sql)
+            account = self.account
+            return self._alter(
+                sql,
+                "COMPUTE POOL",
+                _ID,
+                lambda name: self._pool(name).name,
+                (account.suspend_pool, account.resume_pool, account.alter_pool),
+            )
         if first == "ALTER" and second == "SESSION":
             if re.match(r"\s*ALTER\s+SESSION\s+(SET|UNSET)\s+", sql, flags):
                 return ResultSet(
@@ -712,7 +727,7 @@ class SqlEngine:
             m = re.match(rf"\s*DESC(?:RIBE)?\s+COMPUTE\s+POOL\s+({_ID})\s*$", sql, flags)
             if m:
                 pool = self._pool(m.group(1))
-                return ResultSet(_POOL_COLUMNS, [tuple(_pool_values(pool))], 1, "DESCRIBE")
+                return ResultSet(_POOL_COLUMNS, [_pool_values(pool)], 1, "DESCRIBE")
             return None if second == "TABLE" else self._raise_unsupported(sql)
         if first == "USE":
             return self._use(sql, session)
@@ -759,31 +774,43 @@ class SqlEngine:
         except ValueError:
             return "?"
 
-    def _alter_service(self, sql: str, session: SessionInfo) -> ResultSet:
+    def _alter(
+        self,
+        sql: str,
+        object_type: str,
+        name_re: str,
+        find: Callable[[str], str],
+        actions: tuple[Callable[[str], None], Callable[[str], None], Callable[..., None]],
+    ) -> ResultSet:
+        """ALTER <object_type> [IF EXISTS] <name> SUSPEND | RESUME | SET <prop> = <value> ...
+
+        ``find`` maps the name to the account's key (raising SqlError when unknown);
+        ``actions`` are the account's (suspend, resume, alter) for that object type.
+        """
         flags = re.IGNORECASE | re.DOTALL
-        m = re.match(rf"\s*ALTER\s+SERVICE\s+(IF\s+EXISTS\s+)?({_QID})\s+(.*)$", sql, flags)
+        keyword = r"\s+".join(object_type.split())
+        m = re.match(rf"\s*ALTER\s+{keyword}\s+(IF\s+EXISTS\s+)?({name_re})\s+(.*)$", sql, flags)
         if not m:
             raise _syntax_error()
         if_exists, name, rest = bool(m.group(1)), m.group(2), m.group(3).strip()
         try:
-            row = self._service(name, session)
+            key = find(name)
         except SqlError:
             if if_exists:
                 return _status()
             raise
+        suspend, resume, alter = actions
         action = rest.upper()
-        if re.fullmatch(r"SUSPEND", action):
-            self.account.suspend_service(row.fqn)
-            return _status()
-        if re.fullmatch(r"RESUME", action):
-            self.account.resume_service(row.fqn)
-            return _status()
         sm = re.match(r"SET\s+(.*)$", rest, flags)
-        if sm:
-            props = self._properties(sm.group(1))
-            self.account.alter_service(row.fqn, **props)
-            return _status()
-        return self._raise_unsupported(f"ALTER SERVICE {rest}")
+        if action == "SUSPEND":
+            suspend(key)
+        elif action == "RESUME":
+            resume(key)
+        elif sm:
+            alter(key, **self._properties(sm.group(1)))
+        else:
+            return self._raise_unsupported(f"ALTER {object_type} {rest}")
+        return _status()
 
     @staticmethod
     def _properties(text_: str) -> dict[str, Any]:
@@ -801,29 +828,6 @@ class SqlEngine:
         if not props:
             raise _syntax_error()
         return props
-
-    def _alter_pool(self, sql: str) -> ResultSet:
-        flags = re.IGNORECASE | re.DOTALL
-        m = re.match(rf"\s*ALTER\s+COMPUTE\s+POOL\s+(IF\s+EXISTS\s+)?({_ID})\s+(.*)$", sql, flags)
-        if not m:
-            raise _syntax_error()
-        if_exists, name, rest = bool(m.group(1)), m.group(2), m.group(3).strip()
-        try:
-            pool = self._pool(name)
-        except SqlError:
-            if if_exists:
-                return _status()
-            raise
-        action = rest.upper()
-        if action == "SUSPEND":
-            self.account.suspend_pool(pool.name)
-        elif action == "RESUME":
-            self.account.resume_pool(pool.name)
-        elif re.match(r"SET\s+", action):
-            self.account.alter_pool(pool.name, **self._properties(rest[3:]))
-        else:
-            return self._raise_unsupported(f"ALTER COMPUTE POOL {rest}")
-        return _status()
 
     def _use(self, sql: str, session: SessionInfo) -> ResultSet:
         m = re.match(
@@ -893,9 +897,7 @@ class SqlEngine:
             pools = [p for p in self.account.pools() if _like(p.name, like)]
             if m.group(2):
                 pools = pools[: int(m.group(2))]
-            return ResultSet(
-                _POOL_COLUMNS, [tuple(_pool_values(p)) for p in pools], len(pools), "SHOW"
-            )
+            return ResultSet(_POOL_COLUMNS, [_pool_values(p) for p in pools], len(pools), "SHOW")
         return self._raise_unsupported(sql)
 
     def _show_services(
@@ -939,16 +941,11 @@ class SqlEngine:
             rows = [r for r in rows if r.name.startswith(starts)]
         if limit is not None:
             rows = rows[:limit]
-        return ResultSet(
-            _SERVICE_COLUMNS, [tuple(_service_values(r)) for r in rows], len(rows), "SHOW"
-        )
+        return ResultSet(_SERVICE_COLUMNS, [_service_values(r) for r in rows], len(rows), "SHOW")
 
     def _containers(self, s: ServiceRow) -> ResultSet:
         columns = [
-            text("database_name"),
-            text("schema_name"),
-            text("service_name"),
-            text("service_status"),
+            *_IN_SERVICE_COLUMNS,
             text("instance_id"),
             text("instance_status"),
             text("container_name"),
@@ -961,7 +958,7 @@ class SqlEngine:
             fixed("last_exit_code"),
             text("last_restart_time"),
         ]
-        base = [s.database_name, s.schema_name, s.name, s.status]
+        base = _in_service(s)
         if not s.containers:  # SUSPENDED: instance and container fields are NULL
             return ResultSet(columns, [(*base, *([None] * 11))], 1, "SHOW")
         rows = [
@@ -985,10 +982,7 @@ class SqlEngine:
 
     def _instances(self, s: ServiceRow) -> ResultSet:
         columns = [
-            text("database_name"),
-            text("schema_name"),
-            text("service_name"),
-            text("service_status"),
+            *_IN_SERVICE_COLUMNS,
             text("instance_id"),
             text("status"),
             text("spec_digest"),
@@ -1002,10 +996,7 @@ class SqlEngine:
             seen.setdefault(
                 c.instance_id,
                 (
-                    s.database_name,
-                    s.schema_name,
-                    s.name,
-                    s.status,
+                    *_in_service(s),
                     c.instance_id,
                     c.instance_status,
                     s.spec_digest,

@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -354,6 +355,50 @@ def _to_bool(value: Any, prop: str) -> bool:
     raise InvalidPropertyError(f"invalid value [{value!r}] for parameter '{prop}'")
 
 
+def _to_comment(value: Any, prop: str) -> str | None:
+    return None if value is None else str(value)
+
+
+# ALTER ... SET properties: property -> (attribute, parser); plus the (min, max) pair checked.
+_Parser = Callable[[Any, str], Any]
+_SERVICE_PROPS: dict[str, tuple[str, _Parser]] = {
+    "MIN_INSTANCES": ("min_instances", lambda v, p: _to_int(v, p, 0)),
+    "MAX_INSTANCES": ("max_instances", lambda v, p: _to_int(v, p, 1)),
+    "AUTO_SUSPEND_SECS": ("auto_suspend_secs", lambda v, p: _to_int(v, p, 0)),
+    "AUTO_RESUME": ("auto_resume", _to_bool),
+    "COMMENT": ("comment", _to_comment),
+}
+_POOL_PROPS: dict[str, tuple[str, _Parser]] = {
+    "MIN_NODES": ("min_nodes", lambda v, p: _to_int(v, p, 1)),
+    "MAX_NODES": ("max_nodes", lambda v, p: _to_int(v, p, 1)),
+    "AUTO_SUSPEND_SECS": ("auto_suspend_secs", lambda v, p: _to_int(v, p, 0)),
+    "AUTO_RESUME": ("auto_resume", _to_bool),
+    "COMMENT": ("comment", _to_comment),
+}
+
+
+def _apply_props(
+    target: _Service | _Pool,
+    props: dict[str, Any],
+    known: dict[str, tuple[str, _Parser]],
+    object_type: str,
+    bounds: tuple[str, str],
+) -> None:
+    """Validate every property first, then set them all (an invalid one changes nothing)."""
+    new = {attr: getattr(target, attr) for attr, _ in known.values()}
+    for key, value in props.items():
+        prop = key.upper()
+        if prop not in known:
+            raise InvalidPropertyError(f"invalid property '{prop}' for '{object_type}'")
+        attr, parse = known[prop]
+        new[attr] = parse(value, prop)
+    low, high = bounds
+    if int(new[low]) > int(new[high]):
+        raise InvalidPropertyError(f"{low.upper()} must be less than or equal to {high.upper()}")
+    for attr, value in new.items():
+        setattr(target, attr, value)
+
+
 class Account:
     """Services and compute pools of the emulated account; thread-safe, persisted in SQLite."""
 
@@ -402,12 +447,18 @@ class Account:
             self._advance(now)
 
     # -- loading ----------------------------------------------------------------------------
-    def _load_or_create_pool(self, name: str, now: float) -> _Pool:
+    def _load(self, table: str, key_col: str, key: str, cols: list[str]) -> dict[str, Any] | None:
         with self._store.connection() as conn:
-            row = conn.execute("SELECT * FROM _emu_pools WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            values = {c: row[c] for c in _POOL_COLS}
-            values["auto_resume"] = bool(values["auto_resume"])
+            row = conn.execute(f"SELECT * FROM {table} WHERE {key_col} = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        values = {c: row[c] for c in cols}
+        values["auto_resume"] = bool(values["auto_resume"])
+        return values
+
+    def _load_or_create_pool(self, name: str, now: float) -> _Pool:
+        values = self._load("_emu_pools", "name", name, _POOL_COLS)
+        if values is not None:
             return _Pool(name=name, **values)
         pool = _Pool(name=name, state=ACTIVE, created_on=now, updated_on=now, resumed_on=now)
         self._save_pool(pool)
@@ -417,11 +468,8 @@ class Account:
     def _load_or_create_service(
         self, spec: ServiceSpec, fqn: str, auto_resume: bool, now: float
     ) -> _Service:
-        with self._store.connection() as conn:
-            row = conn.execute("SELECT * FROM _emu_services WHERE fqn = ?", (fqn,)).fetchone()
-        if row is not None:
-            values = {c: row[c] for c in _SERVICE_COLS}
-            values["auto_resume"] = bool(values["auto_resume"])
+        values = self._load("_emu_services", "fqn", fqn, _SERVICE_COLS)
+        if values is not None:
             return _Service(spec=spec, **values)
         svc = _Service(
             spec=spec,
@@ -437,24 +485,22 @@ class Account:
         return svc
 
     # -- persistence ------------------------------------------------------------------------
-    def _save_service(self, svc: _Service) -> None:
-        values = [getattr(svc, c) for c in _SERVICE_COLS]
-        cols = ", ".join(["fqn", *_SERVICE_COLS])
-        marks = ", ".join("?" * (len(_SERVICE_COLS) + 1))
+    def _save(
+        self, table: str, key_col: str, key: str, cols: list[str], obj: _Service | _Pool
+    ) -> None:
+        names = ", ".join([key_col, *cols])
+        marks = ", ".join("?" * (len(cols) + 1))
         with self._store.connection() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO _emu_services ({cols}) VALUES ({marks})",
-                [self._fqn_of(svc), *values],
+                f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})",
+                [key, *(getattr(obj, c) for c in cols)],
             )
 
+    def _save_service(self, svc: _Service) -> None:
+        self._save("_emu_services", "fqn", self._fqn_of(svc), _SERVICE_COLS, svc)
+
     def _save_pool(self, pool: _Pool) -> None:
-        values = [getattr(pool, c) for c in _POOL_COLS]
-        cols = ", ".join(["name", *_POOL_COLS])
-        marks = ", ".join("?" * (len(_POOL_COLS) + 1))
-        with self._store.connection() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO _emu_pools ({cols}) VALUES ({marks})", [pool.name, *values]
-            )
+        self._save("_emu_pools", "name", pool.name, _POOL_COLS, pool)
 
     def _record(
         self, ts: float, kind: str, name: str, before: str | None, after: str, reason: str
@@ -520,6 +566,14 @@ class Account:
         pool = self._pools.get(name)
         return pool if pool is not None else self._pools[self.resolve_pool(name)]
 
+    @contextmanager
+    def _settled(self) -> Iterator[float]:
+        """Lock, one transaction, due transitions applied; yields now."""
+        with self._lock, self._store.connection():
+            now = self._clock.now()
+            self._advance(now)
+            yield now
+
     # -- public lifecycle API ---------------------------------------------------------------
     def set_ingress_url(self, fqn: str, host_port: str) -> None:
         with self._lock:
@@ -527,9 +581,7 @@ class Account:
 
     def ingress_gate(self, fqn: str) -> GateDecision:
         """Called on every ingress request: records it, auto-resumes a suspended service."""
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             svc = self._svc(fqn)
             svc.last_request_at = now
             self._save_service(svc)
@@ -546,16 +598,12 @@ class Account:
             return GateDecision(False, svc.status, None)
 
     def resume_service(self, fqn: str) -> None:
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             self._resume(self._svc(fqn), now, "ALTER SERVICE RESUME")
             self._advance(now)
 
     def suspend_service(self, fqn: str) -> None:
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             svc = self._svc(fqn)
             if svc.status != SUSPENDED:
                 self._suspend(svc, now, "ALTER SERVICE SUSPEND")
@@ -563,54 +611,22 @@ class Account:
 
     def alter_service(self, fqn: str, **props: Any) -> None:
         """Set MIN_INSTANCES, MAX_INSTANCES, AUTO_SUSPEND_SECS, AUTO_RESUME or COMMENT."""
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             svc = self._svc(fqn)
-            new = {
-                "min_instances": svc.min_instances,
-                "max_instances": svc.max_instances,
-                "auto_suspend_secs": svc.auto_suspend_secs,
-                "auto_resume": svc.auto_resume,
-                "comment": svc.comment,
-            }
-            for key, value in props.items():
-                prop = key.upper()
-                if prop == "MIN_INSTANCES":
-                    new["min_instances"] = _to_int(value, prop, 0)
-                elif prop == "MAX_INSTANCES":
-                    new["max_instances"] = _to_int(value, prop, 1)
-                elif prop == "AUTO_SUSPEND_SECS":
-                    new["auto_suspend_secs"] = _to_int(value, prop, 0)
-                elif prop == "AUTO_RESUME":
-                    new["auto_resume"] = _to_bool(value, prop)
-                elif prop == "COMMENT":
-                    new["comment"] = None if value is None else str(value)
-                else:
-                    raise InvalidPropertyError(f"invalid property '{prop}' for 'SERVICE'")
-            if int(new["min_instances"]) > int(new["max_instances"]):  # type: ignore[arg-type]
-                raise InvalidPropertyError(
-                    "MIN_INSTANCES must be less than or equal to MAX_INSTANCES"
-                )
-            for attr, value in new.items():
-                setattr(svc, attr, value)
+            _apply_props(svc, props, _SERVICE_PROPS, "SERVICE", ("min_instances", "max_instances"))
             svc.updated_on = now
             self._save_service(svc)
             self._advance(now)
 
     def resume_pool(self, name: str) -> None:
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             pool = self._pool(name)
             if pool.state == SUSPENDED:
                 self._start_pool(pool, now, "ALTER COMPUTE POOL RESUME")
             self._advance(now)
 
     def suspend_pool(self, name: str) -> None:
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             pool = self._pool(name)
             if pool.state != SUSPENDED:
                 for fqn in pool.services:
@@ -624,68 +640,39 @@ class Account:
 
     def alter_pool(self, name: str, **props: Any) -> None:
         """Set AUTO_RESUME, AUTO_SUSPEND_SECS, MIN_NODES, MAX_NODES or COMMENT of a pool."""
-        with self._lock, self._store.connection():
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now:
             pool = self._pool(name)
-            new = {
-                "min_nodes": pool.min_nodes,
-                "max_nodes": pool.max_nodes,
-                "auto_suspend_secs": pool.auto_suspend_secs,
-                "auto_resume": pool.auto_resume,
-                "comment": pool.comment,
-            }
-            for key, value in props.items():
-                prop = key.upper()
-                if prop in {"MIN_NODES", "MAX_NODES"}:
-                    new[prop.lower()] = _to_int(value, prop, 1)
-                elif prop == "AUTO_SUSPEND_SECS":
-                    new["auto_suspend_secs"] = _to_int(value, prop, 0)
-                elif prop == "AUTO_RESUME":
-                    new["auto_resume"] = _to_bool(value, prop)
-                elif prop == "COMMENT":
-                    new["comment"] = None if value is None else str(value)
-                else:
-                    raise InvalidPropertyError(f"invalid property '{prop}' for 'COMPUTE_POOL'")
-            if int(new["min_nodes"]) > int(new["max_nodes"]):  # type: ignore[arg-type]
-                raise InvalidPropertyError("MIN_NODES must be less than or equal to MAX_NODES")
-            for attr, value in new.items():
-                setattr(pool, attr, value)
+            _apply_props(pool, props, _POOL_PROPS, "COMPUTE_POOL", ("min_nodes", "max_nodes"))
             pool.updated_on = now
             self._save_pool(pool)
             self._advance(now)
 
     def tick(self) -> None:
-        with self._lock, self._store.connection():
-            self._advance(self._clock.now())
+        with self._settled():
+            pass
 
     # -- reads ------------------------------------------------------------------------------
     def services(self) -> list[ServiceRow]:
-        with self._lock, self._store.connection():
-            self._advance(self._clock.now())
+        with self._settled():
             return [self._service_row(self._services[f]) for f in sorted(self._services)]
 
     def service(self, fqn: str) -> ServiceRow:
-        with self._lock, self._store.connection():
-            self._advance(self._clock.now())
+        with self._settled():
             return self._service_row(self._svc(fqn))
 
     def pools(self) -> list[PoolRow]:
-        with self._lock, self._store.connection():
-            self._advance(self._clock.now())
+        with self._settled():
             return [self._pool_row(self._pools[n]) for n in sorted(self._pools)]
 
     def pool(self, name: str) -> PoolRow:
-        with self._lock, self._store.connection():
-            self._advance(self._clock.now())
+        with self._settled():
             return self._pool_row(self._pool(name))
 
     def now(self) -> float:
         return self._clock.now()
 
     def transitions(self, name: str | None = None) -> list[TransitionRow]:
-        with self._lock, self._store.connection() as conn:
-            self._advance(self._clock.now())
+        with self._settled(), self._store.connection() as conn:
             sql = "SELECT ts, kind, name, from_state, to_state, reason FROM _emu_transitions"
             args: tuple[Any, ...] = ()
             if name is not None:
@@ -696,9 +683,7 @@ class Account:
 
     def usage_history(self, pool: str | None, start: float, end: float) -> list[UsageRow]:
         """Hourly credits per pool from its billed (ACTIVE/IDLE) time within [start, end)."""
-        with self._lock, self._store.connection() as conn:
-            now = self._clock.now()
-            self._advance(now)
+        with self._settled() as now, self._store.connection() as conn:
             names = [self._pool(pool).name] if pool is not None else sorted(self._pools)
             end = min(end, now)
             out: list[UsageRow] = []
@@ -780,28 +765,32 @@ class Account:
                     "resume the compute pool first."
                 )
             self._start_pool(pool, now, f"auto-resume for service {self._fqn_of(svc)}")
-        before = svc.status
         ready = now + self.resume_seconds
         if pool.state == STARTING and pool.starting_until is not None:
             ready = max(ready, pool.starting_until)
-        svc.status, svc.pending_until = PENDING, ready
-        svc.resumed_on = svc.updated_on = now
-        svc.running_since = None
-        self._save_service(svc)
-        self._record(now, "service", self._fqn_of(svc), before, PENDING, reason)
+        self._set_service(
+            svc, PENDING, now, reason, pending_until=ready, resumed_on=now, running_since=None
+        )
         if pool.state == IDLE:
             self._set_pool(pool, ACTIVE, now, "service resumed")
 
     def _suspend(self, svc: _Service, now: float, reason: str, *, update_pool: bool = True) -> None:
-        before = svc.status
-        svc.status = SUSPENDED
-        svc.suspended_on = svc.updated_on = now
-        svc.pending_until = svc.running_since = None
-        self._save_service(svc)
-        self._record(now, "service", self._fqn_of(svc), before, SUSPENDED, reason)
+        self._set_service(
+            svc, SUSPENDED, now, reason, suspended_on=now, pending_until=None, running_since=None
+        )
         pool = self._pools[svc.spec.compute_pool]
         if update_pool and pool.state == ACTIVE and self._all_suspended(pool):
             self._set_pool(pool, IDLE, now, "all services suspended")
+
+    def _set_service(
+        self, svc: _Service, status: str, now: float, reason: str, **fields: float | None
+    ) -> None:
+        before = svc.status
+        svc.status, svc.updated_on = status, now
+        for attr, value in fields.items():
+            setattr(svc, attr, value)
+        self._save_service(svc)
+        self._record(now, "service", self._fqn_of(svc), before, status, reason)
 
     def _start_pool(self, pool: _Pool, now: float, reason: str) -> None:
         pool.starting_until = now + self.resume_seconds
@@ -850,11 +839,14 @@ class Account:
             elif kind == "pool_idle":
                 self._set_pool(self._pools[key], SUSPENDED, at, "AUTO_SUSPEND_SECS elapsed")
             elif kind == "ready":
-                svc = self._services[key]
-                svc.status, svc.pending_until = RUNNING, None
-                svc.running_since = svc.updated_on = at
-                self._save_service(svc)
-                self._record(at, "service", key, PENDING, RUNNING, "containers ready")
+                self._set_service(
+                    self._services[key],
+                    RUNNING,
+                    at,
+                    "containers ready",
+                    pending_until=None,
+                    running_since=at,
+                )
             else:
                 self._suspend(self._services[key], at, "AUTO_SUSPEND_SECS elapsed")
         raise RuntimeError("lifecycle transitions did not settle")  # a bug, not a user error

@@ -23,20 +23,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ..serving import ThreadedServer
 from .runner import FunctionPool
 from .template import FunctionDef
 
 STAGE = "local"
 INTEGRATION_TIMEOUT_S = 29.0
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class Route:
@@ -196,35 +191,24 @@ class LocalApiGateway:
         self._host, self._port = host, port
         self._account = account_id
         self._timeout = timeout_s
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.requests = 0
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the local API is not started")
-        return f"http://{self._host}:{self._server.port}"
+        return self._server.url
 
     def start(self) -> None:
-        self._server = make_server(
-            self._host, self._port, self._app, threaded=True, request_handler=_QuietHandler
+        self._server = ThreadedServer(
+            self._app, host=self._host, port=self._port, name="api-gateway"
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="api-gateway",
-            daemon=True,
-        )
-        self._thread.start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)

@@ -8,12 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 DEMO_EVENTS = 120
@@ -158,6 +155,16 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _prepare(args: argparse.Namespace, *, demo: bool) -> Any:
+    """Quiet the libraries and build the stack options; None (after saying why) if invalid."""
+    _quiet_libraries()
+    try:
+        return _options(args, demo=demo)
+    except ValueError as exc:
+        print(f"spcs-local: {exc}", file=sys.stderr)
+        return None
+
+
 def _start(opts: Any) -> Any:
     from .stack import LocalStack, StackError
 
@@ -213,20 +220,13 @@ def status_line(stack: Any) -> str:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    _quiet_libraries()
-    try:
-        opts = _options(args, demo=False)
-    except ValueError as exc:
-        print(f"spcs-local: {exc}", file=sys.stderr)
+    from spcs_local.cli import stop_on_signals
+
+    opts = _prepare(args, demo=False)
+    if opts is None:
         return 2
     opts.api_port = args.api_port
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     stack = _start(opts)
     if stack is None:
         return 1
@@ -268,11 +268,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     )
     from .feed import events_from_file, split_total, synthetic_feed
 
-    _quiet_libraries()
-    try:
-        opts = _options(args, demo=True)
-    except ValueError as exc:
-        print(f"spcs-local: {exc}", file=sys.stderr)
+    opts = _prepare(args, demo=True)
+    if opts is None:
         return 2
     if args.events_file is not None:
         events = events_from_file(args.events_file)

@@ -19,26 +19,20 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ..serving import ThreadedServer
 from .runner import FunctionPool, Mapping
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_MAX_ITEMS = 100
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -70,8 +64,7 @@ class LocalLambdaApi:
         self._mappings = mappings
         self._host = host
         self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         # Async invocations: queued here, run on the function's containers (Lambda's internal
         # queue). Not retried on error (Lambda would retry twice): the gateway never relies on it.
         self._async = ThreadPoolExecutor(
@@ -102,27 +95,17 @@ class LocalLambdaApi:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the local Lambda API is not started")
-        return f"http://{self._host}:{self._server.port}"
+        return self._server.url
 
     def start(self) -> None:
-        self._server = make_server(
-            self._host, self._port, self._app, threaded=True, request_handler=_QuietHandler
+        self._server = ThreadedServer(
+            self._app, host=self._host, port=self._port, name="lambda-api"
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="lambda-api",
-            daemon=True,
-        )
-        self._thread.start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
         self._async.shutdown(wait=False, cancel_futures=True)
 
     # -- lookups -----------------------------------------------------------------------------

@@ -134,10 +134,12 @@ class Template:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         partition: str = "aws",
+        doc: dict[str, Any] | None = None,
     ) -> None:
+        """``doc``: the template already decoded (e.g. its SAM translation); else ``path``'s."""
         self.path = path
         self.root = path.resolve().parent
-        self.doc = load_template(path)
+        self.doc = doc if doc is not None else load_template(path)
         self.pseudo: dict[str, Any] = {
             "AWS::StackName": stack_name,
             "AWS::Region": region,
@@ -201,7 +203,7 @@ class Template:
     def depends_on(self, logical_id: str) -> set[str]:
         """Logical ids this resource refers to (Ref, GetAtt, ${X} in Sub, DependsOn)."""
         res = self.resources[logical_id]
-        found = _names_in(res.get("Properties", {}))
+        found = names_in(res.get("Properties", {}))
         depends = res.get("DependsOn", [])
         found |= set([depends] if isinstance(depends, str) else depends)
         return {n for n in found if n in self.resources and n != logical_id}
@@ -350,7 +352,7 @@ class Template:
 
     # -- functions -----------------------------------------------------------------------------
 
-    def _function_prop(self, logical_id: str, prop: str, default: Any = None) -> Any:
+    def function_prop(self, logical_id: str, prop: str, default: Any = None) -> Any:
         props = self.resources[logical_id].get("Properties", {})
         globals_ = self.doc.get("Globals", {}).get("Function", {})
         value = props.get(prop, globals_.get(prop, default))
@@ -373,10 +375,10 @@ class Template:
         out: list[FunctionDef] = []
         for logical_id, res in sorted(self.of_type(SERVERLESS_FUNCTION).items()):
             props = res.get("Properties", {})
-            code_uri = self._function_prop(logical_id, "CodeUri")
+            code_uri = self.function_prop(logical_id, "CodeUri")
             if not isinstance(code_uri, str):
                 raise TemplateError(f"{logical_id}: CodeUri must be a local directory")
-            handler = str(self._function_prop(logical_id, "Handler", "app.lambda_handler"))
+            handler = str(self.function_prop(logical_id, "Handler", "app.lambda_handler"))
             name = self.function_name(logical_id)
             sqs: list[SqsEvent] = []
             schedules: list[ScheduleEvent] = []
@@ -429,11 +431,11 @@ class Template:
                     arn=self.function_arn(name),
                     code_dir=(self.root / code_uri).resolve(),
                     handler=handler,
-                    timeout_s=float(self._function_prop(logical_id, "Timeout", 3)),
-                    memory_mb=int(self._function_prop(logical_id, "MemorySize", 128)),
+                    timeout_s=float(self.function_prop(logical_id, "Timeout", 3)),
+                    memory_mb=int(self.function_prop(logical_id, "MemorySize", 128)),
                     environment=self.function_environment(logical_id),
                     reserved_concurrency=_int_or_none(
-                        self._function_prop(logical_id, "ReservedConcurrentExecutions")
+                        self.function_prop(logical_id, "ReservedConcurrentExecutions")
                     ),
                     sqs_events=tuple(sqs),
                     schedules=tuple(schedules),
@@ -443,7 +445,7 @@ class Template:
         return out
 
 
-def _names_in(node: Any) -> set[str]:
+def names_in(node: Any) -> set[str]:
     """Logical ids referenced by Ref / GetAtt / ${X} / ${X.Attr} anywhere in a raw node."""
     found: set[str] = set()
     if isinstance(node, dict):
@@ -455,8 +457,8 @@ def _names_in(node: Any) -> set[str]:
             elif key == "Fn::Sub":
                 text = value if isinstance(value, str) else value[0]
                 found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-            found |= _names_in(value)
+            found |= names_in(value)
     elif isinstance(node, list):
         for item in node:
-            found |= _names_in(item)
+            found |= names_in(item)
     return found
