@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -45,6 +45,21 @@ from spcs_gateway.registry import ServiceConfig, WarmWindow
 
 # ---------------------------------------------------------------------------------------------
 # Observed Snowflake state
+
+
+_Status = TypeVar("_Status", bound=StrEnum)
+
+
+def _parse_status(kind: type[_Status], value: str | None, unknown: _Status) -> _Status:
+    """A status string as Snowflake prints it (any case); unknown or empty -> ``unknown``."""
+    if isinstance(value, kind):
+        return value
+    if not value:
+        return unknown
+    try:
+        return kind(value.strip().upper())
+    except ValueError:
+        return unknown
 
 
 class ServiceStatus(StrEnum):
@@ -63,14 +78,7 @@ class ServiceStatus(StrEnum):
 
     @classmethod
     def parse(cls, value: str | None) -> ServiceStatus:
-        if isinstance(value, ServiceStatus):
-            return value
-        if not value:
-            return cls.UNKNOWN
-        try:
-            return cls(value.strip().upper())
-        except ValueError:
-            return cls.UNKNOWN
+        return _parse_status(cls, value, cls.UNKNOWN)
 
 
 class PoolStatus(StrEnum):
@@ -86,14 +94,7 @@ class PoolStatus(StrEnum):
 
     @classmethod
     def parse(cls, value: str | None) -> PoolStatus:
-        if isinstance(value, PoolStatus):
-            return value
-        if not value:
-            return cls.UNKNOWN
-        try:
-            return cls(value.strip().upper())
-        except ValueError:
-            return cls.UNKNOWN
+        return _parse_status(cls, value, cls.UNKNOWN)
 
 
 class Observation(Protocol):
