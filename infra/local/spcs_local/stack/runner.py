@@ -75,6 +75,7 @@ class Container:
         self.process.start()
         child.close()
         self.busy = False
+        self.busy_since = 0.0  # time.monotonic() when its current invocation began
         self.alive = False
         self.init_ms: float | None = None
 
@@ -237,6 +238,7 @@ class FunctionPool:
             except OSError as exc:  # cannot spawn a process
                 log.warning("%s: container start failed (%s)", self.name, type(exc).__name__)
                 return _error("FunctionUnavailable", time.perf_counter())
+            container.busy_since = time.monotonic()
             try:
                 result = container.invoke(event, self.function.timeout_s)
             finally:
@@ -248,6 +250,26 @@ class FunctionPool:
         finally:
             with self._cond:
                 self.in_flight -= 1
+
+    def kill_busy_container(self, min_busy_s: float = 0.0) -> int | None:
+        """Crash (SIGKILL) the container that has run its current invocation longest, if for
+        at least ``min_busy_s``; for chaos runs. The invoking thread sees the process die and
+        fails the invocation (``ContainerDied``), as Lambda does when a sandbox crashes: an SQS
+        batch is not deleted and reappears after its visibility timeout; the next invocation
+        gets a new container. Returns the killed container's index, or None if none was busy."""
+        now = time.monotonic()
+        with self._cond:
+            busy = [
+                c
+                for c in self._containers
+                if c.alive and c.busy and now - c.busy_since >= min_busy_s
+            ]
+            if not busy:
+                return None
+            victim = min(busy, key=lambda c: c.busy_since)
+            if victim.process.is_alive():
+                victim.process.kill()  # only the process: the invoking thread cleans up
+            return victim.index
 
     def stop(self) -> None:
         """Idle containers exit cleanly; busy ones are killed (their invocation fails, so an
