@@ -435,7 +435,7 @@ def test_parse_retry_after_edge_cases(value: str | None, expected: float | None)
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
-def test_gateway_statuses_are_unavailable_without_retry(
+def test_gateway_statuses_are_unavailable_after_one_quick_retry(
     make_harness: Callable[..., Harness], status: int
 ) -> None:
     h = make_harness()
@@ -444,28 +444,45 @@ def test_gateway_statuses_are_unavailable_without_retry(
         results = h.client.infer(h.ner, _inputs(3))
     assert all(isinstance(r.error, ServiceUnavailableError) for r in results)
     assert all(r.error and r.error.code is ErrorCode.SERVICE_UNAVAILABLE for r in results)
-    assert route.call_count == 1
-    assert h.sleeps == []
+    assert route.call_count == 2  # one in-call retry, then the readiness path
+    assert len(h.sleeps) == 1
+    assert h.sleeps[0] < 1.0
+
+
+def test_a_single_503_blip_is_absorbed_in_call(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness()
+    answers = iter([httpx.Response(503), None])
+
+    def side_effect(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return answer if answer is not None else _echo(request)
+
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(NER_URL).mock(side_effect=side_effect)
+        results = h.client.infer(h.ner, _inputs(2))
+    assert all(r.ok for r in results)
+    assert route.call_count == 2
+    assert h.client.stats.retries == 1
 
 
 @pytest.mark.parametrize(
-    "exc",
+    ("exc", "calls"),
     [
-        httpx.ConnectError("connection refused"),
-        httpx.ReadTimeout("timed out"),
-        httpx.RemoteProtocolError("peer closed"),
-        httpx.ReadError("reset"),
+        (httpx.ConnectError("connection refused"), 2),
+        (httpx.ReadTimeout("timed out"), 1),  # slow, not gone: a second wait would double it
+        (httpx.RemoteProtocolError("peer closed"), 2),
+        (httpx.ReadError("reset"), 2),
     ],
 )
 def test_transport_failures_are_unavailable(
-    make_harness: Callable[..., Harness], exc: Exception
+    make_harness: Callable[..., Harness], exc: Exception, calls: int
 ) -> None:
     h = make_harness()
     with respx.mock(assert_all_called=False) as router:
         route = router.post(NER_URL).mock(side_effect=exc)
         results = h.client.infer(h.ner, _inputs(2))
     assert all(isinstance(r.error, ServiceUnavailableError) for r in results)
-    assert route.call_count == 1
+    assert route.call_count == calls
 
 
 def test_pool_timeout_is_transient(make_harness: Callable[..., Harness]) -> None:
@@ -541,3 +558,21 @@ def test_rows_and_results_keep_phi_out_of_repr() -> None:
     assert "PHI-CANARY" not in repr(row)
     assert "PHI-CANARY" not in repr(result)
     assert "m-1" in repr(row)
+
+
+def test_429_with_a_short_retry_after_is_retried_in_call(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"}), None])
+
+    def side_effect(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return answer if answer is not None else _echo(request)
+
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(NER_URL).mock(side_effect=side_effect)
+        results = h.client.infer(h.ner, _inputs(1))
+    assert results[0].ok
+    assert route.call_count == 2
+    assert h.sleeps == [pytest.approx(1.0)]  # Retry-After honoured (longer than the jitter)

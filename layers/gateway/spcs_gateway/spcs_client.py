@@ -109,6 +109,21 @@ def _transport_error(exc: httpx.HTTPError) -> GatewayError:
     return TransientError(ErrorCode.SERVICE_ERROR, f"transport error ({name})")
 
 
+# Longest Retry-After honoured inside a call; longer ones go back to the queue as THROTTLED.
+MAX_IN_CALL_RETRY_AFTER_S = 1.0
+
+
+def _retry_in_call(error: GatewayError) -> bool:
+    """Whether a failed request is worth one immediate retry before the caller sees it."""
+    if error.kind is FailureKind.TRANSIENT:
+        return (error.status or 0) >= 500
+    if error.kind is FailureKind.UNAVAILABLE:
+        return True
+    if error.kind is FailureKind.THROTTLED:
+        return error.retry_after is None or error.retry_after <= MAX_IN_CALL_RETRY_AFTER_S
+    return False
+
+
 def _ms(start: float) -> int:
     return round((time.perf_counter() - start) * 1000)
 
@@ -251,6 +266,13 @@ class SpcsClient:
 
     # -- one request ---------------------------------------------------------------------------
 
+    def _pause_before_retry(self, retry_after: float | None) -> None:
+        with self._lock:
+            self.stats.retries += 1
+        # Jitter spreads retries from concurrent containers; not security-relevant.
+        delay = self._backoff * (0.5 + random.random())  # noqa: S311
+        self._sleep(max(delay, retry_after or 0.0))
+
     def _request(
         self, service: ServiceConfig, inputs: Sequence[InferenceInput], indices: list[int]
     ) -> _Attempt:
@@ -281,11 +303,23 @@ class SpcsClient:
                     self.stats.requests += 1
                     self.stats.rows_sent += len(indices)
                 start = time.perf_counter()
+                response: httpx.Response | None = None
+                failure: httpx.HTTPError | None = None
                 try:
                     response = self._http.post(url, content=body, headers=headers, timeout=timeout)
                 except httpx.HTTPError as exc:
-                    return _Attempt(None, _transport_error(exc), _ms(start))
+                    failure = exc
                 latency_ms = _ms(start)
+            if response is None:
+                assert failure is not None
+                # A dropped or refused connection is retried once (inference requests are
+                # idempotent); a timeout is not: the service is slow, and a second wait would
+                # double it. Then the error class decides (unavailable -> readiness).
+                if not retried and not isinstance(failure, httpx.TimeoutException):
+                    retried = True
+                    self._pause_before_retry(None)
+                    continue
+                return _Attempt(None, _transport_error(failure), latency_ms)
 
             status = response.status_code
             if 200 <= status < 300:
@@ -315,11 +349,11 @@ class SpcsClient:
                     response.headers.get("Retry-After"), now=self._clock()
                 )
             error = error_for_status(status, retry_after=retry_after)
-            if error.kind is FailureKind.TRANSIENT and status >= 500 and not retried:
+            if not retried and _retry_in_call(error):
+                # One quick retry absorbs a blip (a 500, a 503/429 from a busy or restarting
+                # instance) without a trip through SQS, which costs a receive count; a second
+                # failure goes back to the queue with its class (readiness, backoff).
                 retried = True
-                with self._lock:
-                    self.stats.retries += 1
-                # Jitter spreads retries from concurrent containers; not security-relevant.
-                self._sleep(self._backoff * (0.5 + random.random()))  # noqa: S311
+                self._pause_before_retry(error.retry_after)
                 continue
             return _Attempt(None, error, latency_ms)
