@@ -11,7 +11,7 @@ Seed 281: the NER service's fault stream (one draw per request, in arrival order
 a 503, a dropped connection and a latency spike within its first 6 requests, and 300 events make
 more than that (237 notes at 32 rows per request at least), so every kind is injected whatever
 the timing. The killed router's batch comes back after the 30 s visibility timeout. Settings:
-the module docstring of ``bench/chaos.py`` (MaxReceiveCount=10 among them).
+the module docstring of ``bench/chaos.py`` (the template's MaxReceiveCount=5 among them).
 """
 
 from __future__ import annotations
