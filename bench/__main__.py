@@ -149,10 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A subset refreshes its own entries and keeps the others (each carries measured_at;
         # every ratio is measured within one benchmark, so entries from two runs do not mix).
         try:
-            previous = json.loads(args.out.read_text()).get("results", {})
+            previous_doc = json.loads(args.out.read_text())
         except (OSError, ValueError):
-            previous = {}
+            previous_doc = {}
+        previous = previous_doc.get("results", {})
         results = {**{k: v for k, v in previous.items() if k in ALL}, **results}
+        durations = {**previous_doc.get("durations_s", {}), **durations}
     targets = _targets(results)
     document = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),

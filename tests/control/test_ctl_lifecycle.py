@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from spcs_gateway.lifecycle import (
     Action,
@@ -158,6 +159,47 @@ def test_hysteresis_keeps_a_resumed_service_up_for_min_uptime() -> None:
     )
     at_uptime = T0 + timedelta(minutes=30)
     assert decide_service(CONFIG, state, RUNNING, EMPTY, at_uptime, policy).action is Action.SUSPEND
+
+
+def test_per_service_min_uptime_overrides_the_policy_default() -> None:
+    # A 60 s idle window resumed at T0: the service's own minimum uptime decides when it may go.
+    policy = LifecyclePolicy(min_uptime=timedelta(minutes=30))
+    state = idle_state(last_activity=T0, resumed_at=T0)
+    after_window = T0 + timedelta(minutes=2)
+
+    def at(config: ServiceConfig, now: datetime) -> Decision:
+        return decide_service(config, state, RUNNING, EMPTY, now, policy)
+
+    shorter = svc(idle_seconds=60, min_uptime_seconds=60)  # below the policy's 30 min
+    assert at(shorter, after_window) == Decision(Action.SUSPEND, Reason.IDLE_WINDOW_ELAPSED)
+    longer = svc(idle_seconds=60, min_uptime_seconds=3_600)  # above it
+    assert at(longer, T0 + timedelta(minutes=59)) == Decision(Action.NONE, Reason.HYSTERESIS)
+    assert at(longer, T0 + timedelta(minutes=60)).action is Action.SUSPEND
+    zero = svc(idle_seconds=60, min_uptime_seconds=0)  # 0 is a value, not "unset"
+    assert at(zero, T0 + timedelta(seconds=60)).action is Action.SUSPEND
+    unset = svc(idle_seconds=60)  # None: the policy's 30 min apply
+    assert unset.min_uptime_seconds is None
+    assert at(unset, after_window) == Decision(Action.NONE, Reason.HYSTERESIS)
+    assert at(unset, T0 + timedelta(minutes=30)).action is Action.SUSPEND
+
+
+def test_idle_countdown_uses_the_per_service_min_uptime() -> None:
+    policy = LifecyclePolicy(min_uptime=timedelta(minutes=40), warm_lead=timedelta(0))
+    state = idle_state(resumed_at=T0)
+    now = T0 + timedelta(minutes=20)
+    own = idle_countdown(svc(min_uptime_seconds=3_600), state, RUNNING, EMPTY, now, policy)
+    assert (own.reason, own.eligible_at) == (Reason.HYSTERESIS, T0 + timedelta(hours=1))
+    short = idle_countdown(svc(min_uptime_seconds=60), state, RUNNING, EMPTY, now, policy)
+    # Hysteresis is over; the 900 s idle window (from the resume) is what remains.
+    assert (short.reason, short.seconds) == (Reason.IDLE_WINDOW_ELAPSED, 0.0)
+    default = idle_countdown(svc(), state, RUNNING, EMPTY, now, policy)
+    assert (default.reason, default.seconds) == (Reason.HYSTERESIS, 20 * 60)
+
+
+@pytest.mark.parametrize("value", [-1, 86_401])
+def test_min_uptime_seconds_is_bounded(value: int) -> None:
+    with pytest.raises(ValidationError):
+        svc(min_uptime_seconds=value)
 
 
 def test_resume_restarts_the_idle_window() -> None:

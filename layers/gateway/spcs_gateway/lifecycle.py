@@ -15,9 +15,10 @@ Rules (ISSUE 4, DESIGN.md "Lifecycle"):
   on-demand call is in flight, it is not inside (or within the lead time before) a warm window,
   it has been idle for its window (``now - idle_since >= idle_seconds``, where ``idle_since``
   is the latest of last activity, last resume and last observed status change), and it has been
-  up at least ``min_uptime`` since our last resume.
+  up at least its minimum uptime since our last resume: ``ServiceConfig.min_uptime_seconds``
+  when the registry sets it, else ``LifecyclePolicy.min_uptime`` (``_min_uptime``).
 - Hysteresis: a resume counts as activity, so a service woken by a late event stays up for at
-  least ``max(idle_seconds, min_uptime)``; it is not suspended again until its window passes
+  least ``max(idle_seconds, minimum uptime)``; it is not suspended again until its window passes
   anew. Resuming is never delayed: waiting work always wins.
 - A SUSPENDED service is resumed when work waits for it (backlog or on-demand call) or a warm
   window (with its lead time) is open.
@@ -364,6 +365,7 @@ class LifecyclePolicy:
 
     # Minimum time up after our resume. A resume costs minutes of start-up (model load), so
     # suspending sooner would spend more than it saves and invite resume/suspend loops.
+    # The default for services whose registry entry leaves min_uptime_seconds unset.
     min_uptime: timedelta = timedelta(minutes=5)
     # Pre-resume this long before a warm window opens (covers start-up before clinic hours).
     warm_lead: timedelta = timedelta(minutes=15)
@@ -385,6 +387,13 @@ class IdleCountdown:
     seconds: float | None
 
 
+def _min_uptime(config: ServiceConfig, policy: LifecyclePolicy) -> timedelta:
+    """The service's own minimum uptime when the registry sets one, else the policy's."""
+    if config.min_uptime_seconds is not None:
+        return timedelta(seconds=config.min_uptime_seconds)
+    return policy.min_uptime
+
+
 def _suspend_gate(
     config: ServiceConfig,
     state: ServiceState,
@@ -404,7 +413,7 @@ def _suspend_gate(
         return Reason.IN_FLIGHT_ON_DEMAND, None
     idle_at = (state.idle_since() or now) + timedelta(seconds=config.idle_seconds)
     eligible_at = idle_at
-    uptime_at = state.resumed_at + policy.min_uptime if state.resumed_at else None
+    uptime_at = state.resumed_at + _min_uptime(config, policy) if state.resumed_at else None
     if uptime_at is not None:
         eligible_at = max(eligible_at, uptime_at)
     window = active_warm_window(config.warm_windows, now, policy.warm_lead)

@@ -201,6 +201,11 @@ class ServiceConfig(_Strict):
     # minutes (template ServiceIdleSeconds has MinValue 60); lower values exist for the local
     # stack's demos and tests (spcs-local demo --idle-seconds), where a resume takes seconds.
     idle_seconds: int = Field(default=900, ge=1)
+    # Minimum seconds up after the control plane's resume before it may suspend again
+    # (hysteresis). None -> the policy default (LifecyclePolicy.min_uptime, set by
+    # LIFECYCLE_MIN_UPTIME_SECONDS, 300 s). A sparse on-demand service with a short idle window
+    # sets it low so it is not held up long after every resume.
+    min_uptime_seconds: int | None = Field(default=None, ge=0, le=86_400)
     warm_windows: list[WarmWindow] = Field(default_factory=list)
     label_sets: dict[str, LabelList] = Field(default_factory=dict)
     max_candidate_labels: int = Field(default=64, ge=1, le=1_000)
