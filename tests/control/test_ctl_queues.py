@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 from moto_support import REGION, create_function, create_queues, fake_credentials
 
-from spcs_gateway.queues import EventSourceMappings, QueueMonitor, queue_name_from_arn
+from spcs_gateway.queues import EventSourceMappings, QueueMonitor
 
 
 @pytest.fixture
@@ -34,8 +34,6 @@ def test_depth_counts_visible_in_flight_and_delayed(aws: dict[str, Any]) -> None
     depth = monitor.depth("x")
     assert (depth.visible, depth.in_flight, depth.delayed) == (2, 1, 1)
     assert depth.total == 4
-    total = monitor.total_depth(["x", "notes", "unknown-queue"])
-    assert total.total == 4
 
 
 def test_pause_and_resume_mappings_by_queue(aws: dict[str, Any]) -> None:
@@ -51,7 +49,3 @@ def test_pause_and_resume_mappings_by_queue(aws: dict[str, Any]) -> None:
     assert mappings.resume(["notes"]) == 1
     assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Enabled"
     assert mappings.states(["not-managed"]) == []
-
-
-def test_queue_name_from_arn() -> None:
-    assert queue_name_from_arn("arn:aws:sqs:us-east-1:123456789012:notes-queue") == "notes-queue"

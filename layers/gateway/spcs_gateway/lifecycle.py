@@ -39,10 +39,10 @@ from functools import lru_cache
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
 from spcs_gateway.queues import QueueDepth
-from spcs_gateway.registry import ServiceConfig, WarmWindow
+from spcs_gateway.registry import ServiceConfig, WarmWindow, validate_cron
 
 # ---------------------------------------------------------------------------------------------
 # Observed Snowflake state
@@ -241,16 +241,6 @@ class Backlog:
 class WarmSpan:
     start: datetime  # the cron tick, in the window's time zone
     end: datetime  # start + duration, in UTC (elapsed time, also across a DST change)
-
-
-def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a valid 5-field cron expression."""
-    if len(expr.split()) != 5:
-        raise ValueError("cron expression must have 5 fields")
-    try:
-        CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as exc:
-        raise ValueError(f"invalid cron expression: {exc}") from None
 
 
 @lru_cache(maxsize=4096)

@@ -34,10 +34,6 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
-def queue_name_from_arn(arn: str) -> str:
-    return arn.rsplit(":", 1)[-1]
-
-
 class QueueMonitor:
     """Reads queue depth (visible, in flight, delayed) for logical queue names."""
 
@@ -59,19 +55,6 @@ class QueueMonitor:
             in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
             delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
-
-    def total_depth(self, queues: Iterable[str]) -> QueueDepth:
-        visible = in_flight = delayed = 0
-        for queue in queues:
-            if queue not in self._urls:
-                continue
-            d = self.depth(queue)
-            visible, in_flight, delayed = (
-                visible + d.visible,
-                in_flight + d.in_flight,
-                delayed + d.delayed,
-            )
-        return QueueDepth(visible, in_flight, delayed)
 
 
 @dataclass(frozen=True)

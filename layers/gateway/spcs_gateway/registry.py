@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REGISTRY_ENV = "SPCS_GATEWAY_REGISTRY"
@@ -39,6 +41,16 @@ DEFAULT_OUTPUT_COLUMN: dict[Task, str] = {
     Task.TOKEN_CLASSIFICATION: "outputs",
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: "labels",
 }
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValueError unless ``expr`` is a valid 5-field cron expression (warm windows)."""
+    if len(expr.split()) != 5:
+        raise ValueError("cron expression must have 5 fields")
+    try:
+        CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError:
+        raise ValueError("invalid cron expression") from None
 
 
 class RegistryError(ValueError):
@@ -148,16 +160,7 @@ class WarmWindow(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from datetime import UTC, datetime
-
-        from cronsim import CronSim, CronSimError
-
-        if len(value.split()) != 5:
-            raise ValueError("cron expression must have 5 fields")
-        try:
-            CronSim(value, datetime(2000, 1, 1, tzinfo=UTC))
-        except CronSimError as exc:
-            raise ValueError("invalid cron expression") from exc
+        validate_cron(value)
         return value
 
     @field_validator("timezone")
