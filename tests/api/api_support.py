@@ -310,6 +310,7 @@ class SnowflakeFake:
         self.ingress_calls: list[str] = []
         self.unavailable: dict[str, int] = {}  # host part -> answer 503 this many more times
         self.status: dict[str, int] = {}  # host part -> always answer this status
+        self.refused_text: str | None = None  # the NER endpoint answers 400 to this input
         self.search_requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.search_status = 200
         self.search_rows: list[dict[str, Any]] = [
@@ -336,6 +337,8 @@ class SnowflakeFake:
         if forced is not None:
             return httpx.Response(forced, text="unavailable")
         rows = json.loads(request.content)["data"]
+        if any(row[1] == self.refused_text for row in rows):
+            return httpx.Response(400, json={"message": "bad input"})
         data = [[row[0], {"outputs": lexicon_output(row[1])}] for row in rows]
         return httpx.Response(200, json={"data": data})
 

@@ -162,11 +162,19 @@ def test_api_entities_non_json_body_is_422_without_echo(api: Api) -> None:
 
 
 def test_api_entities_model_rejection_is_400(api: Api) -> None:
-    api.snowflake.status["ner"] = 400
+    api.snowflake.refused_text = NOTE  # this input only: a probe row is accepted
     response = entities(api, {"text": NOTE})
 
     assert response["statusCode"] == 400
     assert body_of(response)["error"]["code"] == "MODEL_REJECTED_INPUT"
+
+
+def test_api_service_refusing_everything_is_a_signature_fault_not_the_callers(api: Api) -> None:
+    api.snowflake.status["ner"] = 400  # every request, the probe row included
+    response = entities(api, {"text": NOTE})
+
+    assert response["statusCode"] == 502
+    assert body_of(response)["error"]["code"] == "SIGNATURE_MISMATCH"
 
 
 def test_api_entities_throttled_is_429_with_retry_after(api: Api) -> None:

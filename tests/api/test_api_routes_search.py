@@ -39,10 +39,16 @@ def test_api_search_passes_query_and_returns_rows(api: Api) -> None:
     assert api.snowflake.ingress_calls == []
 
 
-def test_api_search_defaults_limit_and_omits_empty_fields(api: Api) -> None:
+def test_api_search_defaults_limit_and_names_columns_without_the_note_text(api: Api) -> None:
+    # Without columns Cortex Search returns the search column itself: the note text (PHI).
     assert search(api, {"query": "otitis"})["statusCode"] == 200
     [(_, sent)] = api.snowflake.search_requests
-    assert sent == {"query": "otitis", "limit": 10}
+    assert sent == {
+        "query": "otitis",
+        "columns": ["NOTE_ID", "PATIENT_ID", "NOTE_TYPE", "DEPARTMENT", "NOTE_DATE"],
+        "limit": 10,
+    }
+    assert "NOTE_TEXT" not in sent["columns"]
 
 
 @pytest.mark.parametrize(
@@ -50,6 +56,7 @@ def test_api_search_defaults_limit_and_omits_empty_fields(api: Api) -> None:
     [
         (400, 400, "SEARCH_REJECTED"),
         (401, 502, "AUTH_FAILED"),
+        (403, 502, "PRIVILEGE_MISSING"),
         (404, 502, "ENDPOINT_NOT_FOUND"),
         (429, 429, "THROTTLED"),
         (500, 502, "DEPENDENCY_ERROR"),

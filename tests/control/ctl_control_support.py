@@ -170,7 +170,7 @@ class FakeSnowflake:
             ready = svc.starting_left <= 0
             svc.starting_left -= 1
             return [{"instance_id": "0", "status": "READY" if ready else "PENDING"}]
-        m = re.fullmatch(r"ALTER SERVICE IF EXISTS ([\w.]+) (RESUME|SUSPEND)", sql)
+        m = re.fullmatch(r"ALTER SERVICE ([\w.]+) (RESUME|SUSPEND)", sql)
         if m:
             svc = self.services[m.group(1)]
             if m.group(2) == "RESUME" and svc.status == "SUSPENDED":
@@ -183,7 +183,15 @@ class FakeSnowflake:
         m = re.fullmatch(r"SHOW COMPUTE POOLS LIKE '(\w+)'", sql)
         if m:
             state = self.pools.get(m.group(1))
-            return [] if state is None else [{"name": m.group(1), "state": state}]
+            # num_services: services (and jobs) running on the pool, every owner's.
+            running = sum(
+                1
+                for svc in self.services.values()
+                if svc.pool == m.group(1) and svc.status not in {"SUSPENDED", "DONE"}
+            )
+            if state is None:
+                return []
+            return [{"name": m.group(1), "state": state, "num_services": running}]
         m = re.fullmatch(r"ALTER COMPUTE POOL (\w+) (RESUME|SUSPEND)", sql)
         if m:
             if m.group(2) == "RESUME":
@@ -194,21 +202,6 @@ class FakeSnowflake:
                     if svc.pool == m.group(1):
                         svc.status = "SUSPENDED"
             return [{"status": "Statement executed successfully."}]
-        m = re.fullmatch(r"SHOW SERVICES IN COMPUTE POOL (\w+)", sql)
-        if m:
-            rows = []
-            for fqn, svc in self.services.items():
-                if svc.pool == m.group(1):
-                    db, schema, name = fqn.split(".")
-                    rows.append(
-                        {
-                            "database_name": db,
-                            "schema_name": schema,
-                            "name": name,
-                            "status": svc.status,
-                        }
-                    )
-            return rows
         raise AssertionError(f"unexpected SQL: {sql}")
 
 

@@ -13,9 +13,9 @@ from ctl_control_support import CLIP, NER, POOL, Crash, World, aws_world
 from spcs_gateway.control import ControlCode, Outcome, UnknownServiceError
 from spcs_gateway.queues import EventSourceMappings
 
-RESUME_NER = rf"ALTER SERVICE IF EXISTS {NER} RESUME"
-SUSPEND_NER = rf"ALTER SERVICE IF EXISTS {NER} SUSPEND"
-SUSPEND_CLIP = rf"ALTER SERVICE IF EXISTS {CLIP} SUSPEND"
+RESUME_NER = rf"ALTER SERVICE {NER} RESUME"
+SUSPEND_NER = rf"ALTER SERVICE {NER} SUSPEND"
+SUSPEND_CLIP = rf"ALTER SERVICE {CLIP} SUSPEND"
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ def test_ctl_control_unmanaged_service_keeps_the_pool_up(world: World) -> None:
         world.snowflake.services[NER]
     )("RUNNING", POOL)
     report = world.control().reconcile()
-    assert report.pools[0].reason == "unmanaged_service_active"
+    assert report.pools[0].reason == "pool_runs_other_work"
     assert world.snowflake.count("ALTER") == 0
     assert world.snowflake.status("OTHER_DB.APP.DASHBOARD_SERVICE") == "RUNNING"
 

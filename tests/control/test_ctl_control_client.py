@@ -78,7 +78,7 @@ def test_ctl_control_event_samples_dispatch(world: World) -> None:
     answer = handle_control_event(control, sample, Context())
     # 70 s left minus the 10 s margin: enough for the fake's resume (a few 5 s polls).
     assert (answer["ok"], answer["outcome"], answer["resumed"]) == (True, "ready", True)
-    assert world.snowflake.count(f"ALTER SERVICE IF EXISTS {NER} RESUME") == 1
+    assert world.snowflake.count(f"ALTER SERVICE {NER} RESUME") == 1
 
 
 def test_ctl_control_event_without_context_does_not_wait(world: World) -> None:

@@ -33,40 +33,49 @@ def member(status: str, **state: Any) -> tuple[Observed, ServiceState]:
 
 def test_pool_suspended_only_when_all_managed_services_are_suspended() -> None:
     both = [member("SUSPENDED"), member("SUSPENDED")]
-    assert decide_pool("ACTIVE", both, T0) == PoolDecision(
+    assert decide_pool("ACTIVE", both, T0, running_on_pool=0) == PoolDecision(
         PoolAction.SUSPEND, Reason.ALL_SERVICES_SUSPENDED
     )
-    assert decide_pool("idle", both, T0).action is PoolAction.SUSPEND
+    assert decide_pool("idle", both, T0, running_on_pool=0).action is PoolAction.SUSPEND
     for other in ("RUNNING", "PENDING", "SUSPENDING", "FAILED", "UNKNOWN"):
         mixed = [member("SUSPENDED"), member(other)]
-        assert decide_pool("ACTIVE", mixed, T0) == PoolDecision(
+        assert decide_pool("ACTIVE", mixed, T0, running_on_pool=0) == PoolDecision(
             PoolAction.NONE, Reason.SERVICES_RUNNING
         )
 
 
 def test_pool_suspension_can_be_disabled() -> None:
     both = [member("SUSPENDED"), member("SUSPENDED")]
-    assert decide_pool("ACTIVE", both, T0, suspend_when_idle=False) == PoolDecision(
-        PoolAction.NONE, Reason.POOL_SUSPEND_DISABLED
-    )
+    assert decide_pool(
+        "ACTIVE", both, T0, running_on_pool=0, suspend_when_idle=False
+    ) == PoolDecision(PoolAction.NONE, Reason.POOL_SUSPEND_DISABLED)
 
 
 def test_pool_not_suspended_while_a_resume_holds_a_lease() -> None:
     # ensure_ready resumed the pool and holds the lease; the service still reads SUSPENDED.
     resuming = member("SUSPENDED", lease_owner="a", lease_expires_at=T0 + TTL)
     members = [member("SUSPENDED"), resuming]
-    assert decide_pool("ACTIVE", members, T0) == PoolDecision(PoolAction.NONE, Reason.LEASE_HELD)
-    assert decide_pool("ACTIVE", members, T0 + TTL).action is PoolAction.SUSPEND
-
-
-def test_unmanaged_services_keep_the_pool_up() -> None:
-    members = [member("SUSPENDED")]
-    assert decide_pool("ACTIVE", members, T0, unmanaged_statuses=["RUNNING"]) == PoolDecision(
-        PoolAction.NONE, Reason.UNMANAGED_SERVICE_ACTIVE
+    assert decide_pool("ACTIVE", members, T0, running_on_pool=0) == PoolDecision(
+        PoolAction.NONE, Reason.LEASE_HELD
     )
-    settled = ["SUSPENDED", "DONE", "DELETED"]
-    assert decide_pool("ACTIVE", members, T0, unmanaged_statuses=settled).action is (
+    assert decide_pool("ACTIVE", members, T0 + TTL, running_on_pool=0).action is (
         PoolAction.SUSPEND
+    )
+
+
+def test_work_the_gateway_cannot_see_keeps_the_pool_up() -> None:
+    # Every managed service sleeps, but the pool runs one more service or job: another owner's,
+    # invisible to SHOW SERVICES under the gateway's role. Only the pool-level count sees it.
+    members = [member("SUSPENDED")]
+    assert decide_pool("ACTIVE", members, T0, running_on_pool=1) == PoolDecision(
+        PoolAction.NONE, Reason.POOL_RUNS_OTHER_WORK
+    )
+    assert decide_pool("IDLE", members, T0, running_on_pool=0).action is PoolAction.SUSPEND
+
+
+def test_pool_without_its_running_count_is_never_suspended() -> None:
+    assert decide_pool("IDLE", [member("SUSPENDED")], T0) == PoolDecision(
+        PoolAction.NONE, Reason.POOL_FACTS_UNKNOWN
     )
 
 

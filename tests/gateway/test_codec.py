@@ -67,6 +67,38 @@ def test_encode_image_bytes_and_labels(service: ServiceConfig, decode: Any) -> N
     assert decode(data[1][1]) == b"\x00"
 
 
+def test_flat_rows_carry_every_parameter_column_after_the_inputs() -> None:
+    # The inferred zero-shot signature (snowflake-ml-python >= 1.38) has two parameters: the
+    # ingress refuses a flat row without their columns (HTTP 400).
+    [row] = json.loads(encode_request(IMG, [(0, (b"\x01", ["a", "b"]))]))["data"]
+    assert row == [0, "AQ==", ["a", "b"], "This is a photo of {}.", None]
+
+
+def test_parameter_values_come_from_the_registry_else_the_signature_default() -> None:
+    custom = _service(
+        "zero-shot-image-classification",
+        signature={
+            "inputs": [
+                {"name": "images", "type": "BYTES"},
+                {"name": "candidate_labels", "type": "STRING", "shape": [-1]},
+            ],
+            "outputs": [{"name": "labels", "specs": [{"name": "label"}, {"name": "score"}]}],
+            "params": [
+                {"name": "hypothesis_template", "dtype": "STRING", "default_value": "x {}"},
+                {"name": "top_k", "dtype": "INT64", "default_value": 3},
+            ],
+        },
+        param_values={"hypothesis_template": "a radiograph showing {}"},
+    )
+    [row] = json.loads(encode_request(custom, [(0, (b"\x01", ["a"]))]))["data"]
+    assert row[3:] == ["a radiograph showing {}", 3]
+    assert encoded_row_size(custom, (b"\x01", ["a"])) >= len(json.dumps(row, separators=(",", ":")))
+
+
+def test_token_classification_has_no_parameter_columns() -> None:
+    assert NER.param_columns == []
+
+
 def test_base64_is_default_and_hex_is_configurable() -> None:
     assert json.loads(encode_request(IMG, [(0, (b"\xff\x01", ["a"]))]))["data"][0][1] == "/wE="
     assert json.loads(encode_request(IMG_HEX, [(0, (b"\xff\x01", ["a"]))]))["data"][0][1] == "ff01"
@@ -121,7 +153,13 @@ def test_decode_output_column_case_insensitive_fallback() -> None:
 
 
 def test_custom_output_column() -> None:
-    service = _service("token-classification", output_column="entities")
+    service = _service(
+        "token-classification",
+        signature={
+            "inputs": [{"name": "text", "type": "STRING"}],
+            "outputs": [{"name": "entities", "specs": [{"name": "word"}], "shape": [-1]}],
+        },
+    )
     assert decode_response(service, _body([[0, {"entities": [ENTITY]}]]), [0]) == {0: [ENTITY]}
 
 

@@ -255,8 +255,10 @@ def test_image_service_sends_base64_and_decodes_labels(
 
     def zero_shot(request: httpx.Request) -> httpx.Response:
         data = []
-        for index, encoded, labels in _rows(request):
+        # Flat format: inputs, then every parameter column of the inferred signature.
+        for index, encoded, labels, template, timeout in _rows(request):
             assert base64.b64decode(encoded) == image
+            assert (template, timeout) == ("This is a photo of {}.", None)
             data.append([index, {"labels": [{"label": labels[0], "score": 1.0}]}])
         return httpx.Response(200, json={"data": data})
 
@@ -307,8 +309,58 @@ def test_400_on_single_row_is_poison_without_split(make_harness: Callable[..., H
         route = router.post(NER_URL).mock(side_effect=_reject("REJECT"))
         results = h.client.infer(h.ner, [InferenceInput(key="k", values=("REJECT",))])
     assert isinstance(results[0].error, PoisonError)
-    assert route.call_count == 1
+    # The row, then one probe row: the service accepts the probe, so the row is bad input.
+    assert route.call_count == 2
     assert h.client.stats.splits == 0
+    assert h.client.stats.probes == 1
+
+
+def test_a_service_refusing_everything_is_a_signature_mismatch_not_poison(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(max_batch_rows=4)
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(NER_URL).respond(400, json={"error": "wrong number of columns"})
+        results = h.client.infer(h.ner, _inputs(4))
+        again = h.client.infer(h.ner, _inputs(2))
+    for result in [*results, *again]:
+        assert isinstance(result.error, ConfigurationError)
+        assert result.error.code is ErrorCode.SIGNATURE_MISMATCH
+        assert not isinstance(result.error, PoisonError)
+    # 4 rows bisected to single rows (7 requests), one probe; the second call reuses the
+    # probe's verdict (3 requests, no second probe).
+    assert h.client.stats.probes == 1
+    assert route.call_count == 7 + 1 + 3
+
+
+def test_refused_rows_whose_probe_cannot_be_judged_are_kept_for_retry(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if any("REJECT" in row[1] for row in _rows(request)):
+            return httpx.Response(400)
+        return httpx.Response(503)  # the probe finds the service unavailable
+
+    with respx.mock(assert_all_called=False) as router:
+        router.post(NER_URL).mock(side_effect=handler)
+        results = h.client.infer(h.ner, [InferenceInput(key="k", values=("REJECT",))])
+    assert isinstance(results[0].error, ServiceUnavailableError)
+
+
+def test_rows_refused_beside_accepted_rows_are_poison_without_a_probe(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(max_batch_rows=2)
+    inputs = _inputs(4)
+    inputs[0] = InferenceInput(key="bad", values=("REJECT",))
+    with respx.mock(assert_all_called=False) as router:
+        router.post(NER_URL).mock(side_effect=_reject("REJECT"))
+        results = h.client.infer(h.ner, inputs)
+    assert isinstance(results[0].error, PoisonError)
+    assert all(r.ok for r in results[1:])
+    assert h.client.stats.probes == 0
 
 
 def test_split_halves_keep_other_failure_classes(make_harness: Callable[..., Harness]) -> None:
@@ -380,6 +432,72 @@ def test_second_401_is_auth_failed(make_harness: Callable[..., Harness]) -> None
     assert isinstance(err, ConfigurationError)
     assert err.code is ErrorCode.AUTH_FAILED
     assert route.call_count == 2
+
+
+def test_second_401_while_the_service_starts_is_unavailable_not_auth_failed(
+    make_harness: Callable[..., Harness],
+) -> None:
+    # A resuming endpoint answers 503/502 while the model loads, then refuses valid tokens
+    # for a moment: that is the service starting, not a revoked credential.
+    h = make_harness()
+    answers = iter([503, 503, 401, 401])
+    with respx.mock(assert_all_called=False) as router:
+        router.post(NER_URL).mock(side_effect=lambda _r: httpx.Response(next(answers)))
+        first = h.client.infer(h.ner, _inputs(1))
+        second = h.client.infer(h.ner, _inputs(1))
+    assert isinstance(first[0].error, ServiceUnavailableError)
+    err = second[0].error
+    assert isinstance(err, ServiceUnavailableError)
+    assert err.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert err.status == 401
+
+
+@pytest.mark.parametrize(("starting", "kind"), [(True, "unavailable"), (False, "configuration")])
+def test_a_401_after_refresh_asks_the_control_planes_resume_window(
+    key_pem: str, starting: bool, kind: str
+) -> None:
+    class Window:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def starting(self, service: Any) -> bool:
+            self.asked.append(service.name)
+            return starting
+
+    registry = _registry()
+    http = build_http_client()
+    settings = registry.snowflake
+    source = CredentialSource(settings, fetch_secret=lambda _id, _age, _force: PAT)
+    window = Window()
+    client = SpcsClient(
+        registry,
+        TokenProvider(settings, source, http),
+        http,
+        sleep=lambda _s: None,
+        clock=lambda: NOW,
+        startup=window,
+    )
+    try:
+        with respx.mock(assert_all_called=False) as router:
+            router.post(NER_URL).respond(401)
+            [result] = client.infer(registry.service("ner"), _inputs(1))
+    finally:
+        client.close()
+        http.close()
+    assert result.error is not None
+    assert result.error.kind.value == kind
+    assert window.asked == ["ner"]
+
+
+def test_403_after_refresh_is_a_missing_endpoint_grant(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    with respx.mock(assert_all_called=False) as router:
+        router.post(NER_URL).respond(403)
+        [result] = h.client.infer(h.ner, _inputs(1))
+    assert isinstance(result.error, ConfigurationError)
+    assert result.error.code is ErrorCode.PRIVILEGE_MISSING
 
 
 def test_token_exchange_failure_fails_rows(make_harness: Callable[..., Harness]) -> None:

@@ -1,9 +1,11 @@
 """SPCS model-service request/response codec. Pure: no I/O.
 
-Request (flat format): ``{"data": [[row_index, col1, col2, ...], ...]}`` with columns in the
-signature order. Response: ``{"data": [[row_index, {"<out_col>": value, ...}], ...]}``.
-Bytes columns travel as base64 (or hex) text, configurable per service because the server's
-expectation is unconfirmed upstream.
+Request (flat format): ``{"data": [[row_index, in_1, ..., in_n, param_1, ..., param_m], ...]}``:
+every input column, then every parameter column, in signature order (the Model Registry's
+ingress answers 400 to a row with fewer values). Parameter values are the same on every row.
+Response: ``{"data": [[row_index, {"<out_col>": value, ...}], ...]}``. Bytes columns travel as
+base64 (or hex) text, configurable per service because the server's expectation is not
+documented.
 
 Errors carry fixed texts only: never the body, a value or a decoder message.
 """
@@ -46,7 +48,8 @@ def _encode_value(service: ServiceConfig, value: Any) -> Any:
 def _row_values(service: ServiceConfig, values: Sequence[Any]) -> list[Any]:
     if len(values) != len(service.columns):
         raise ValueError("row has a different number of values than the service's columns")
-    return [_encode_value(service, value) for value in values]
+    params = [_encode_value(service, value) for _, value in service.param_columns]
+    return [*(_encode_value(service, value) for value in values), *params]
 
 
 def encode_request(service: ServiceConfig, rows: Sequence[tuple[int, Sequence[Any]]]) -> bytes:

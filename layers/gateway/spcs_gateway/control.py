@@ -740,22 +740,9 @@ class ControlPlane:
             pairs,
             now,
             resume_requested=wanted,
+            running_on_pool=observed.running,
             suspend_when_idle=self._suspend_pools,
         )
-        if decision.action is PoolAction.SUSPEND:
-            # Suspending the pool suspends every service on it: the unmanaged ones get a say.
-            unmanaged = [
-                status
-                for fqn, status in self._controller.pool_services(pool)
-                if not self._is_managed(fqn)
-            ]
-            decision = decide_pool(
-                observed.state,
-                pairs,
-                now,
-                unmanaged_statuses=unmanaged,
-                suspend_when_idle=self._suspend_pools,
-            )
         if decision.action is PoolAction.SUSPEND:
             self._controller.suspend_pool(pool)
             self._emit("PoolSuspends", 1, pool, decision.reason)
@@ -764,14 +751,6 @@ class ControlPlane:
             self._controller.resume_pool(pool)
             self._emit("PoolResumes", 1, pool, decision.reason)
         return PoolRound(pool, observed.state, decision.action.value, decision.reason.value)
-
-    def _is_managed(self, fqn: str) -> bool:
-        wanted = fqn.upper()
-        for config in self.registry.services:
-            name = config.service.upper()
-            if wanted == name or wanted.endswith("." + name):
-                return True
-        return False
 
     # -- status ----------------------------------------------------------------------------------
 

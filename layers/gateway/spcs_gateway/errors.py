@@ -33,6 +33,12 @@ class ErrorCode(StrEnum):
     AUTH_FAILED = "AUTH_FAILED"
     ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+    # The gateway's role lacks a grant it needs (OPERATE on a service, the endpoint's service
+    # role, ...): Snowflake answers "does not exist or not authorized", 003001 or HTTP 403.
+    PRIVILEGE_MISSING = "PRIVILEGE_MISSING"
+    # The service refuses every row, including a known-good probe: the registry's signature
+    # (columns, parameter columns) does not match the deployed model's.
+    SIGNATURE_MISMATCH = "SIGNATURE_MISMATCH"
 
 
 class FailureKind(StrEnum):
@@ -100,7 +106,7 @@ class ConfigurationError(GatewayError):
 
 
 def classify_status(status: int) -> FailureKind | None:
-    """Map an SPCS ingress HTTP status to a failure kind (DESIGN.md); ``None`` means success."""
+    """Map an SPCS ingress HTTP status to a failure kind; ``None`` means success."""
     if 200 <= status < 300:
         return None
     if status in (400, 413, 422):
@@ -120,7 +126,9 @@ def error_for_status(status: int, *, retry_after: float | None = None) -> Gatewa
     if kind is FailureKind.POISON:
         return PoisonError(ErrorCode.MODEL_REJECTED_INPUT, f"HTTP {status}", status=status)
     if kind is FailureKind.CONFIGURATION:
-        code = ErrorCode.ENDPOINT_NOT_FOUND if status == 404 else ErrorCode.AUTH_FAILED
+        code = {404: ErrorCode.ENDPOINT_NOT_FOUND, 403: ErrorCode.PRIVILEGE_MISSING}.get(
+            status, ErrorCode.AUTH_FAILED
+        )
         return ConfigurationError(code, f"HTTP {status}", status=status)
     if kind is FailureKind.THROTTLED:
         return ThrottledError(

@@ -26,7 +26,9 @@ Rules (ISSUE 4, DESIGN.md "Lifecycle"):
   left alone (no resume loop); a finished resume (RUNNING, containers READY, mappings still
   paused) is completed by whoever sees it first, lease or not (re-enabling is idempotent).
 - A compute pool is suspended only when suspension is enabled for it, every managed service on
-  it is SUSPENDED with no resume under way, and no unmanaged service on it is active.
+  it is SUSPENDED with no resume under way, and the pool itself says nothing runs on it
+  (``SHOW COMPUTE POOLS`` ``num_services``: services and jobs of every owner, including those
+  the gateway's role cannot see). Without that fact the pool is left alone.
 """
 
 from __future__ import annotations
@@ -333,7 +335,8 @@ class Reason(StrEnum):
     POOL_SUSPEND_DISABLED = "pool_suspend_disabled"
     NO_MANAGED_SERVICES = "no_managed_services"
     SERVICES_RUNNING = "services_running"
-    UNMANAGED_SERVICE_ACTIVE = "unmanaged_service_active"
+    POOL_RUNS_OTHER_WORK = "pool_runs_other_work"
+    POOL_FACTS_UNKNOWN = "pool_facts_unknown"
     ALL_SERVICES_SUSPENDED = "all_services_suspended"
 
 
@@ -497,8 +500,6 @@ def idle_countdown(
 # Compute pools
 
 _POOL_TRANSITIONS = frozenset({PoolStatus.STARTING, PoolStatus.STOPPING, PoolStatus.RESIZING})
-# Unmanaged services in these states do not need the pool.
-_SETTLED = frozenset({ServiceStatus.SUSPENDED, ServiceStatus.DONE, ServiceStatus.DELETED})
 
 
 def pool_needs_resume(pool_status: str) -> bool:
@@ -512,15 +513,16 @@ def decide_pool(
     now: datetime,
     *,
     resume_requested: bool = False,
-    unmanaged_statuses: Iterable[str] = (),
+    running_on_pool: int | None = None,
     suspend_when_idle: bool = True,
 ) -> PoolDecision:
     """What to do about one compute pool named in the registry.
 
     ``members``: the managed services on the pool (observation and state). ``resume_requested``:
-    some member's decision this round is RESUME. ``unmanaged_statuses``: services on the pool
-    that the registry does not name; suspending the pool would suspend them, so any active one
-    keeps the pool up. ``suspend_when_idle``: per-pool switch (default on).
+    some member's decision this round is RESUME. ``running_on_pool``: services and jobs running
+    on the pool, every owner's (``num_services``); suspending the pool would stop them, and the
+    gateway's role may not see them, so anything running keeps the pool up and an unknown count
+    never suspends it. ``suspend_when_idle``: per-pool switch (default on).
     """
     now = _utc(now)
     pool_status = PoolStatus.parse(pool_status)
@@ -542,6 +544,8 @@ def decide_pool(
         return PoolDecision(PoolAction.NONE, Reason.LEASE_HELD)
     if any(ServiceStatus.parse(obs.status) is not ServiceStatus.SUSPENDED for obs, _ in members):
         return PoolDecision(PoolAction.NONE, Reason.SERVICES_RUNNING)
-    if any(ServiceStatus.parse(s) not in _SETTLED for s in unmanaged_statuses):
-        return PoolDecision(PoolAction.NONE, Reason.UNMANAGED_SERVICE_ACTIVE)
+    if running_on_pool is None:
+        return PoolDecision(PoolAction.NONE, Reason.POOL_FACTS_UNKNOWN)
+    if running_on_pool > 0:
+        return PoolDecision(PoolAction.NONE, Reason.POOL_RUNS_OTHER_WORK)
     return PoolDecision(PoolAction.SUSPEND, Reason.ALL_SERVICES_SUSPENDED)

@@ -77,7 +77,6 @@ _EVENT_TYPE: dict[Task, type[NoteEvent] | type[ImageEvent]] = {
     Task.TOKEN_CLASSIFICATION: NoteEvent,
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ImageEvent,
 }
-_COLUMN_COUNT = {Task.TOKEN_CLASSIFICATION: 1, Task.ZERO_SHOT_IMAGE_CLASSIFICATION: 2}
 
 # Metric ``outcome`` values.
 OUTCOME_SUCCEEDED = "succeeded"  # a new result row was written
@@ -161,8 +160,6 @@ class Pipeline:
         rng: Rng | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if len(service.columns) != _COLUMN_COUNT[service.task]:
-            raise ValueError(f"service {service.name}: input_columns do not fit its task")
         if service.task is Task.ZERO_SHOT_IMAGE_CLASSIFICATION and images is None:
             raise ValueError("an image service needs an image loader")
         self.service = service
@@ -435,6 +432,17 @@ class Pipeline:
                 self._metrics.add_metric(
                     name="AuthFailures", unit=MetricUnit.Count, value=auth_failed
                 )
+            # Alarm-able: records kept back by a configuration fault (signature mismatch, a
+            # missing grant, a wrong method URL, refused credentials), never DLQ'd.
+            misconfigured = sum(
+                1
+                for o in outcomes.values()
+                if o.cause is not None and o.cause.kind is FailureKind.CONFIGURATION
+            )
+            if misconfigured:
+                self._metrics.add_metric(
+                    name="ConfigurationFaults", unit=MetricUnit.Count, value=misconfigured
+                )
             if "infer_ms" in timings:
                 self._metrics.add_metric(
                     name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings["infer_ms"]
@@ -508,7 +516,13 @@ def build_pipeline(
         if spcs is None:
             from spcs_gateway.spcs_client import SpcsClient
 
-            spcs = SpcsClient(registry, tokens, http)
+            startup = None
+            if env.get(SERVICE_STATE_TABLE_ENV):
+                from spcs_gateway.service_state import ResumeWindow, ServiceStateStore
+
+                # A 401 while the control plane resumes the service is "starting", not auth.
+                startup = ResumeWindow(ServiceStateStore.from_env(environ=env))
+            spcs = SpcsClient(registry, tokens, http, startup=startup)
         if sink is None:
             from spcs_gateway.results import ResultsSink
             from spcs_gateway.sql import SnowflakeSql, make_connect

@@ -32,17 +32,6 @@ class Task(StrEnum):
     ZERO_SHOT_IMAGE_CLASSIFICATION = "zero-shot-image-classification"
 
 
-# Signature columns per task (SNOWFLAKE.md): inputs in signature order, and the output column.
-DEFAULT_INPUT_COLUMNS: dict[Task, list[str]] = {
-    Task.TOKEN_CLASSIFICATION: ["inputs"],
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ["images", "candidate_labels"],
-}
-DEFAULT_OUTPUT_COLUMN: dict[Task, str] = {
-    Task.TOKEN_CLASSIFICATION: "outputs",
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: "labels",
-}
-
-
 def validate_cron(expr: str) -> None:
     """Raise ValueError unless ``expr`` is a valid 5-field cron expression (warm windows)."""
     if len(expr.split()) != 5:
@@ -82,6 +71,100 @@ def check_endpoint_url(url: str, *, allow_http_loopback: bool) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# Ingress limits (Snowflake: a request times out after about 60 s; idle connections close
+# after 90 s). A longer client timeout would only wait for an answer that cannot come.
+INGRESS_REQUEST_TIMEOUT_S = 60.0
+
+
+class FeatureSpec(_Strict):
+    """One input or output column, as snowflake-ml's ``FeatureSpec.to_dict()`` writes it."""
+
+    name: str = Field(min_length=1, max_length=255)
+    type: str = Field(default="STRING", pattern=r"^[A-Z0-9_]+$")
+    nullable: bool = True
+    shape: list[int] | None = None
+
+
+class FeatureGroupSpec(_Strict):
+    """A group of columns (e.g. a list of ``{label, score}``), ``FeatureGroupSpec.to_dict()``."""
+
+    name: str = Field(min_length=1, max_length=255)
+    specs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
+    shape: list[int] | None = None
+
+
+class ParamSpec(_Strict):
+    """A method parameter (``ParamSpec.to_dict()``): sent as a column after the inputs."""
+
+    name: str = Field(min_length=1, max_length=255)
+    dtype: str = Field(pattern=r"^[A-Z0-9_]+$")
+    default_value: Any = None
+    shape: list[int] | None = None
+
+
+class Signature(_Strict):
+    """A model method's signature in the form the Model Registry stores (``model_spec``)."""
+
+    inputs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
+    outputs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
+    params: list[ParamSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Signature:
+        names = [f.name.lower() for f in [*self.inputs, *self.params]]
+        if len(names) != len(set(names)):
+            raise ValueError("input and parameter names must be unique (case-insensitive)")
+        return self
+
+
+def _string_list(name: str) -> FeatureSpec:
+    return FeatureSpec(name=name, type="STRING", shape=[-1])
+
+
+# Signatures snowflake-ml-python infers for Hugging Face pipelines of each task (its
+# ``_signatures/utils.py``, 1.38 and later): the defaults when the registry names none.
+DEFAULT_SIGNATURES: dict[Task, Signature] = {
+    Task.TOKEN_CLASSIFICATION: Signature(
+        inputs=[FeatureSpec(name="inputs")],
+        outputs=[
+            FeatureGroupSpec(
+                name="outputs",
+                specs=[
+                    FeatureSpec(name="word"),
+                    FeatureSpec(name="score", type="DOUBLE"),
+                    FeatureSpec(name="entity"),
+                    FeatureSpec(name="index", type="INT64"),
+                    FeatureSpec(name="start", type="INT64"),
+                    FeatureSpec(name="end", type="INT64"),
+                ],
+                shape=[-1],
+            )
+        ],
+    ),
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: Signature(
+        inputs=[FeatureSpec(name="images", type="BYTES"), _string_list("candidate_labels")],
+        outputs=[
+            FeatureGroupSpec(
+                name="labels",
+                specs=[FeatureSpec(name="label"), FeatureSpec(name="score", type="DOUBLE")],
+                shape=[-1],
+            )
+        ],
+        params=[
+            ParamSpec(
+                name="hypothesis_template", dtype="STRING", default_value="This is a photo of {}."
+            ),
+            ParamSpec(name="timeout", dtype="DOUBLE", default_value=None),
+        ],
+    ),
+}
+# What the gateway puts in each input column, per task, in this order.
+TASK_INPUTS: dict[Task, tuple[str, ...]] = {
+    Task.TOKEN_CLASSIFICATION: ("text",),
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ("image bytes", "candidate labels"),
+}
 
 
 class AuthMode(StrEnum):
@@ -190,15 +273,25 @@ class ServiceConfig(_Strict):
     )
     compute_pool: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")
     url: str = Field(description="ingress base URL, https://<host>.snowflakecomputing.app")
-    method: str = "__call__"
+    method: str = Field(default="__call__", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     task: Task
-    input_columns: list[str] | None = None
-    output_column: str | None = None
+    # The method's signature as the Model Registry stores it; None -> DEFAULT_SIGNATURES[task].
+    signature: Signature | None = None
+    # Values sent in the parameter columns, by name; a parameter not named here gets its default.
+    param_values: dict[str, Any] = Field(default_factory=dict)
+    # Token classification: the entity labels the service must return (B-/I- tags), so a model
+    # without a trained head (LABEL_0/LABEL_1) is caught by `spcs-gateway doctor`.
+    entity_labels: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    model: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
+        description="Model Registry model, DB.SCHEMA.MODEL (doctor reads its signature)",
+    )
     model_version: str | None = None
     max_batch_rows: int = Field(default=32, ge=1, le=10_000)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, le=64 * 1024 * 1024)
     max_concurrency: int = Field(default=4, ge=1, le=64)
-    timeout_seconds: float = Field(default=30.0, gt=0, le=900)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=INGRESS_REQUEST_TIMEOUT_S)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Seconds without work before the control plane may suspend the service. Deployments keep
     # minutes (template ServiceIdleSeconds has MinValue 60); lower values exist for the local
@@ -212,8 +305,8 @@ class ServiceConfig(_Strict):
     warm_windows: list[WarmWindow] = Field(default_factory=list)
     label_sets: dict[str, LabelList] = Field(default_factory=dict)
     max_candidate_labels: int = Field(default=64, ge=1, le=1_000)
-    hypothesis_template: str | None = None
-    # JSON encoding of a bytes column: unconfirmed upstream (SNOWFLAKE.md), so configurable.
+    # JSON encoding of a bytes column: not documented upstream, so configurable
+    # (docs/SNOWFLAKE_FACTS.md).
     bytes_encoding: Literal["base64", "hex"] = "base64"
     # Logical queue names that feed this service (the control plane checks their backlog).
     queues: list[str] = Field(default_factory=list)
@@ -223,13 +316,39 @@ class ServiceConfig(_Strict):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _fits_task(self) -> ServiceConfig:
+        if len(self.effective_signature.inputs) != len(TASK_INPUTS[self.task]):
+            raise ValueError(
+                f"signature: a {self.task.value} service takes "
+                f"{len(TASK_INPUTS[self.task])} input column(s) "
+                f"({', '.join(TASK_INPUTS[self.task])})"
+            )
+        unknown = set(self.param_values) - {p.name for p in self.effective_signature.params}
+        if unknown:
+            raise ValueError("param_values: names a parameter the signature does not have")
+        return self
+
+    @property
+    def effective_signature(self) -> Signature:
+        return self.signature or DEFAULT_SIGNATURES[self.task]
+
     @property
     def columns(self) -> list[str]:
-        return self.input_columns or DEFAULT_INPUT_COLUMNS[self.task]
+        """Input column names in signature order."""
+        return [f.name for f in self.effective_signature.inputs]
+
+    @property
+    def param_columns(self) -> list[tuple[str, Any]]:
+        """(name, value) of every parameter column, in signature order."""
+        return [
+            (p.name, self.param_values.get(p.name, p.default_value))
+            for p in self.effective_signature.params
+        ]
 
     @property
     def out_column(self) -> str:
-        return self.output_column or DEFAULT_OUTPUT_COLUMN[self.task]
+        return self.effective_signature.outputs[0].name
 
     @property
     def method_path(self) -> str:

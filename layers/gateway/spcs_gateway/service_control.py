@@ -2,6 +2,14 @@
 
 Only names from the service registry reach this module; they are validated again here because
 identifiers cannot be bound as parameters. Observations are ids and status strings only.
+
+No statement here says ``IF EXISTS``: Snowflake answers a missing OPERATE grant with "does not
+exist or not authorized", and ``IF EXISTS`` would turn that into a silent no-op (a resume that
+then waits out its budget). Without it the error surfaces as ``PRIVILEGE_MISSING`` (sql.py).
+
+Compute pools are judged on pool-level facts (``SHOW COMPUTE POOLS``: ``num_services`` counts
+every service and job running on the pool, including those the gateway's role cannot see),
+never on ``SHOW SERVICES IN COMPUTE POOL``, which lists only what the role holds a privilege on.
 """
 
 from __future__ import annotations
@@ -46,6 +54,15 @@ class ServiceObservation:
 class PoolObservation:
     name: str
     state: str  # STARTING, ACTIVE, IDLE, SUSPENDED, ...
+    # Services and jobs running on the pool, all owners (None: the column was not there).
+    running: int | None = None
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def checked_identifier(name: str) -> str:
@@ -71,7 +88,10 @@ class ServiceController:
         rows = self._sql.query(f"SHOW SERVICES LIKE '{name}'{scope}")
         row = next((r for r in rows if str(r.get("name", "")).upper() == name), None)
         if row is None:
-            raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "managed service not found")
+            # SHOW lists only objects the role holds a privilege on.
+            raise ConfigurationError(
+                ErrorCode.PRIVILEGE_MISSING, "managed service not found or not visible to the role"
+            )
         status = str(row.get("status", "UNKNOWN")).upper()
         ready = total = 0
         if status == RUNNING:
@@ -97,30 +117,24 @@ class ServiceController:
         )
 
     def resume(self, fqn: str) -> None:
-        self._sql.query(f"ALTER SERVICE IF EXISTS {checked_identifier(fqn)} RESUME")
+        self._sql.query(f"ALTER SERVICE {checked_identifier(fqn)} RESUME")
 
     def suspend(self, fqn: str) -> None:
-        self._sql.query(f"ALTER SERVICE IF EXISTS {checked_identifier(fqn)} SUSPEND")
+        self._sql.query(f"ALTER SERVICE {checked_identifier(fqn)} SUSPEND")
 
     def pool(self, name: str) -> PoolObservation:
         pool = checked_identifier(name)
         rows = self._sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
         row = next((r for r in rows if str(r.get("name", "")).upper() == pool), None)
         if row is None:
-            raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "compute pool not found")
-        return PoolObservation(name=pool, state=str(row.get("state", "UNKNOWN")).upper())
-
-    def pool_services(self, name: str) -> list[tuple[str, str]]:
-        """(DB.SCHEMA.NAME, status) of every service on the pool, managed or not: suspending a
-        pool suspends them all, so the lifecycle policy must see the unmanaged ones."""
-        pool = checked_identifier(name)
-        rows = self._sql.query(f"SHOW SERVICES IN COMPUTE POOL {pool}")
-        found: list[tuple[str, str]] = []
-        for r in rows:
-            parts = [str(r.get(k) or "") for k in ("database_name", "schema_name", "name")]
-            fqn = ".".join(p for p in parts if p).upper()
-            found.append((fqn, str(r.get("status", "UNKNOWN")).upper()))
-        return found
+            raise ConfigurationError(
+                ErrorCode.PRIVILEGE_MISSING, "compute pool not found or not visible to the role"
+            )
+        return PoolObservation(
+            name=pool,
+            state=str(row.get("state", "UNKNOWN")).upper(),
+            running=_count(row.get("num_services")),
+        )
 
     def resume_pool(self, name: str) -> None:
         self._sql.query(f"ALTER COMPUTE POOL {checked_identifier(name)} RESUME")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spcs_gateway.lifecycle import Observation, ServiceState, ServiceStatus, counter_day
+from spcs_gateway.registry import ServiceConfig
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -386,3 +387,48 @@ class ActivityRecorder:
             return self._store.record_activity(name, at)
         except (ClientError, BotoCoreError):
             return False
+
+
+class StateReader(Protocol):
+    def get(self, name: str) -> ServiceState: ...
+
+
+class ResumeWindow:
+    """Whether a service is starting, from its service-state item: the control plane resumed it
+    less than ``grace`` ago, or last saw it PENDING or RUNNING without every instance ready.
+
+    The SPCS client asks only when a 401 survives a token refresh (rare), and the answer is
+    cached per service for ``cache`` so a burst of refused requests costs one read.
+    """
+
+    def __init__(
+        self,
+        store: StateReader,
+        grace: timedelta = timedelta(minutes=5),
+        cache: timedelta = timedelta(seconds=5),
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._store = store
+        self._grace = grace
+        self._cache = cache
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[datetime, bool]] = {}
+
+    def starting(self, service: ServiceConfig) -> bool:
+        now = self._clock()
+        with self._lock:
+            cached = self._answers.get(service.name)
+        if cached is not None and now - cached[0] < self._cache:
+            return cached[1]
+        try:
+            state = self._store.get(service.name)
+        except (ClientError, BotoCoreError):
+            return False
+        answer = (state.resumed_at is not None and now - state.resumed_at < self._grace) or (
+            state.status is ServiceStatus.PENDING
+            or (state.status is ServiceStatus.RUNNING and not state.ready)
+        )
+        with self._lock:
+            self._answers[service.name] = (now, answer)
+        return answer

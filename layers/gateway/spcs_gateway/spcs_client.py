@@ -6,6 +6,15 @@ concurrent ``infer`` calls in one container share the limit), refreshes the ingr
 on 401/403, isolates rows the model rejects (400/413/422) by splitting the request in halves,
 and maps every other failure to the error classes of ``errors.py``. Per-row failures are
 returned, never raised. Nothing here logs or raises input values or response bodies.
+
+Two rules keep a configuration fault from looking like bad input or bad credentials:
+
+- When a call's rows are all refused (400/422) and none succeeded, one synthetic probe row
+  (``probes.py``) is sent. A refused probe means the service refuses everything: the registry's
+  signature does not match the model (``SIGNATURE_MISMATCH``, kept and alarmed, never DLQ'd).
+- A 401 that survives a token refresh while the service is starting (it answered 502/503/504
+  or dropped the connection recently, or the control plane resumed it recently) counts as
+  "unavailable", as Snowflake's own ingress clients treat it, not as ``AUTH_FAILED``.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -35,12 +44,24 @@ from spcs_gateway.errors import (
     TransientError,
     error_for_status,
 )
+from spcs_gateway.probes import probe_values
 from spcs_gateway.registry import Registry, ServiceConfig
 
 # Statuses that mean "some row in this request is unacceptable": split to find it.
 _SPLIT_STATUSES = frozenset({400, 413, 422})
 _REFRESH_STATUSES = frozenset({401, 403})
 _MAX_WORKERS = 64
+# After the service last looked unavailable (or was resumed), a 401 means "still starting"
+# for this long. Model load on resume takes minutes.
+STARTUP_GRACE_S = 300.0
+# A probe's verdict (signature accepted or refused) is reused this long per service.
+PROBE_TTL_S = 60.0
+
+
+class StartupSignal(Protocol):
+    """Whether the control plane resumed ``service`` recently or has not seen it ready."""
+
+    def starting(self, service: ServiceConfig) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ class SpcsClientStats:
     splits: int = 0  # times a rejected multi-row request was split in halves
     token_refreshes: int = 0  # 401/403 answers that caused a token refresh
     retries: int = 0  # in-call retries after a 5xx
+    probes: int = 0  # probe rows sent after a call whose rows were all refused
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,11 @@ def _retry_in_call(error: GatewayError) -> bool:
     return False
 
 
+def _is_refusal(error: GatewayError | None) -> bool:
+    """The model refused the request's content (400/422), as opposed to its size or a fault."""
+    return error is not None and error.code is ErrorCode.MODEL_REJECTED_INPUT
+
+
 def _ms(start: float) -> int:
     return round((time.perf_counter() - start) * 1000)
 
@@ -140,6 +167,8 @@ class SpcsClient:
         clock: Callable[[], float] = time.time,
         retry_backoff_s: float = 0.2,
         executor: ThreadPoolExecutor | None = None,
+        startup: StartupSignal | None = None,
+        startup_grace_s: float = STARTUP_GRACE_S,
     ) -> None:
         self._tokens = tokens
         self._http = http
@@ -154,6 +183,10 @@ class SpcsClient:
         self._workers = max(1, min(_MAX_WORKERS, executor_workers or wanted))
         self._executor = executor
         self._owns_executor = executor is None
+        self._startup = startup
+        self._startup_grace_s = startup_grace_s
+        self._unavailable_at: dict[str, float] = {}  # service name -> last unavailable answer
+        self._probe_verdicts: dict[str, tuple[float, GatewayError | None]] = {}
         self.stats = SpcsClientStats()
 
     # -- public --------------------------------------------------------------------------------
@@ -183,7 +216,9 @@ class SpcsClient:
             results[index] = RowResult(inputs[index].key, None, big, 0)
 
         batches = [[sendable[p] for p in batch] for batch in plan.batches]
-        for index, (output, error, latency) in self._run_all(service, inputs, batches).items():
+        outcome = self._run_all(service, inputs, batches)
+        outcome = self._confirm_refusals(service, outcome)
+        for index, (output, error, latency) in outcome.items():
             results[index] = RowResult(inputs[index].key, output, error, latency)
 
         done = [r for r in results if r is not None]
@@ -197,6 +232,65 @@ class SpcsClient:
             executor, self._executor = self._executor, None
         if executor is not None and self._owns_executor:
             executor.shutdown(wait=True)
+
+    # -- refused rows: bad input, or a signature mismatch? -------------------------------------
+
+    def _confirm_refusals(
+        self, service: ServiceConfig, outcome: dict[int, tuple[Any, GatewayError | None, int]]
+    ) -> dict[int, tuple[Any, GatewayError | None, int]]:
+        refused = [i for i, (_, err, _) in outcome.items() if _is_refusal(err)]
+        if not refused or any(err is None for _, err, _ in outcome.values()):
+            return outcome  # nothing refused, or the service accepted some rows: poison
+        verdict = self._probe(service)
+        if verdict is None:
+            return outcome  # the probe was accepted: these rows are bad input
+        for index in refused:
+            outcome[index] = (None, verdict, outcome[index][2])
+        return outcome
+
+    def _probe(self, service: ServiceConfig) -> GatewayError | None:
+        """None when the service accepts a known-good row; else the error to report instead
+        of "rejected input" (SIGNATURE_MISMATCH, or why the probe could not be judged)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._probe_verdicts.get(service.name)
+            if cached is not None and now - cached[0] < PROBE_TTL_S:
+                return cached[1]
+            self.stats.probes += 1
+        probe = InferenceInput("probe", probe_values(service))
+        attempt = self._request(service, [probe], [0])
+        verdict: GatewayError | None = None
+        if attempt.error is not None:
+            if _is_refusal(attempt.error):
+                verdict = ConfigurationError(
+                    ErrorCode.SIGNATURE_MISMATCH,
+                    "the service refuses a known-good probe row",
+                    status=attempt.error.status,
+                )
+            else:
+                # Cannot tell bad rows from a refusing service: keep them (retry), do not DLQ.
+                return attempt.error
+        with self._lock:
+            self._probe_verdicts[service.name] = (now, verdict)
+        return verdict
+
+    # -- start-up window ---------------------------------------------------------------------
+
+    def _note_unavailable(self, service: ServiceConfig) -> None:
+        with self._lock:
+            self._unavailable_at[service.name] = self._clock()
+
+    def _starting(self, service: ServiceConfig) -> bool:
+        with self._lock:
+            seen = self._unavailable_at.get(service.name)
+        if seen is not None and self._clock() - seen < self._startup_grace_s:
+            return True
+        if self._startup is None:
+            return False
+        try:
+            return self._startup.starting(service)
+        except Exception:  # noqa: BLE001 - no signal: fall back to "not starting"
+            return False
 
     # -- scheduling ----------------------------------------------------------------------------
 
@@ -319,7 +413,10 @@ class SpcsClient:
                     retried = True
                     self._pause_before_retry(None)
                     continue
-                return _Attempt(None, _transport_error(failure), latency_ms)
+                error = _transport_error(failure)
+                if error.kind is FailureKind.UNAVAILABLE:
+                    self._note_unavailable(service)
+                return _Attempt(None, error, latency_ms)
 
             status = response.status_code
             if 200 <= status < 300:
@@ -337,10 +434,23 @@ class SpcsClient:
                     with self._lock:
                         self.stats.token_refreshes += 1
                     continue
-                self._tokens.refused(host)  # back off: no token requests for a while
-                error: GatewayError = ConfigurationError(
-                    ErrorCode.AUTH_FAILED, f"HTTP {status} after token refresh", status=status
-                )
+                if status == 401 and self._starting(service):
+                    # A starting endpoint refuses valid tokens for a while: not our credential.
+                    return _Attempt(
+                        None,
+                        ServiceUnavailableError(
+                            ErrorCode.SERVICE_UNAVAILABLE,
+                            "HTTP 401 while the service starts",
+                            status=status,
+                        ),
+                        latency_ms,
+                    )
+                error = error_for_status(status)
+                if status == 401:
+                    self._tokens.refused(host)  # back off: no token requests for a while
+                    error = ConfigurationError(
+                        ErrorCode.AUTH_FAILED, "HTTP 401 after token refresh", status=status
+                    )
                 return _Attempt(None, error, latency_ms)
 
             retry_after = None
@@ -349,6 +459,8 @@ class SpcsClient:
                     response.headers.get("Retry-After"), now=self._clock()
                 )
             error = error_for_status(status, retry_after=retry_after)
+            if error.kind is FailureKind.UNAVAILABLE:
+                self._note_unavailable(service)
             if not retried and _retry_in_call(error):
                 # One quick retry absorbs a blip (a 500, a 503/429 from a busy or restarting
                 # instance) without a trip through SQS, which costs a receive count; a second

@@ -6,7 +6,9 @@
 * A closed or expired session is reopened once and the statement retried; the gateway only
   issues idempotent statements (SELECT, MERGE on EVENT_ID), so a retry cannot double a row.
 * Connector errors become ``TransientError`` with a fixed detail and the connector's errno: the
-  connector's message is dropped because it may echo SQL values.
+  connector's message is dropped because it may echo SQL values. A missing grant (002003
+  "does not exist or not authorized", 003001 "insufficient privileges") is a
+  ``ConfigurationError(PRIVILEGE_MISSING)`` instead: retrying cannot fix it, an operator can.
 
 Lambda: the connector writes caches under ``$HOME`` (OCSP responses, token cache). Lambda's
 home is read-only, so the template sets ``HOME=/tmp``; ``ensure_writable_home()`` does the same
@@ -22,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from spcs_gateway.errors import ErrorCode, GatewayError, TransientError
+from spcs_gateway.errors import ConfigurationError, ErrorCode, GatewayError, TransientError
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -36,6 +38,8 @@ QUERY_TIMEOUT_S = 60
 REQUEST_TIMEOUT_S = 30
 # errnos that mean "this session is gone, log in again" (connector 5.x keeps the classic codes).
 _SESSION_GONE_ERRNOS = frozenset({250002, 390111, 390112, 390114})
+# "Object does not exist or not authorized" and "Insufficient privileges to operate on ...".
+PRIVILEGE_ERRNOS = frozenset({2003, 3001})
 
 Connect = Callable[[], "SnowflakeConnection"]
 
@@ -75,6 +79,17 @@ def make_connect(
     return connect
 
 
+def statement_error(exc: BaseException, error_code: ErrorCode) -> GatewayError:
+    """The gateway error for a failed statement: errno only, never the connector's message."""
+    errno = _errno(exc)
+    if errno in PRIVILEGE_ERRNOS:
+        return ConfigurationError(
+            ErrorCode.PRIVILEGE_MISSING,
+            f"the role lacks a privilege or the object is missing (errno {errno})",
+        )
+    return TransientError(error_code, f"Snowflake statement failed (errno {errno})")
+
+
 def _errno(exc: BaseException) -> int:
     value = getattr(exc, "errno", None)
     return value if isinstance(value, int) else -1
@@ -106,13 +121,10 @@ class SnowflakeSql:
                         rows = cursor.fetchall() if cursor.description else []
                     return [tuple(row) for row in rows]
                 except sf_errors.Error as exc:
-                    errno = _errno(exc)
                     if attempt == 1 and self._session_gone(exc, conn):
                         self._drop()
                         continue
-                    raise TransientError(
-                        error_code, f"Snowflake statement failed (errno {errno})"
-                    ) from None
+                    raise statement_error(exc, error_code) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def query(
@@ -140,9 +152,7 @@ class SnowflakeSql:
                     if attempt == 1 and self._session_gone(exc, conn):
                         self._drop()
                         continue
-                    raise TransientError(
-                        error_code, f"Snowflake statement failed (errno {_errno(exc)})"
-                    ) from None
+                    raise statement_error(exc, error_code) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:

@@ -50,6 +50,8 @@ MESSAGES: dict[str, str] = {
     ErrorCode.AUTH_FAILED: "Snowflake refused the gateway's credentials.",
     ErrorCode.ENDPOINT_NOT_FOUND: "A Snowflake endpoint is misconfigured.",
     ErrorCode.CONFIGURATION_ERROR: "The gateway is misconfigured.",
+    ErrorCode.PRIVILEGE_MISSING: "The gateway's Snowflake role lacks a grant; run doctor.",
+    ErrorCode.SIGNATURE_MISMATCH: "The model service refuses the gateway's calls; run doctor.",
     ErrorCode.BAD_RESPONSE: "A Snowflake service answered with an unexpected response.",
     ErrorCode.SERVICE_ERROR: "The model service failed.",
     ErrorCode.DEPENDENCY_ERROR: "A dependency failed; the call may be retried.",

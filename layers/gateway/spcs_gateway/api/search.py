@@ -2,9 +2,14 @@
 
 ``POST <account_url>/api/v2/databases/<db>/schemas/<schema>/cortex-search-services/<name>:query``
 with a bearer token (PAT, or key-pair JWT plus ``X-Snowflake-Authorization-Token-Type``) and
-``{"query", "columns", "filter", "limit"}``; the answer holds ``results`` (SNOWFLAKE.md). The
-service is named by ``CORTEX_SEARCH_SERVICE`` (``DB.SCHEMA.NAME``). Errors carry the status and
-a fixed text: never the query, the filter or the response body.
+``{"query", "columns", "filter", "limit"}``; the answer holds ``results``
+(docs/SNOWFLAKE_FACTS.md). The service is named by ``CORTEX_SEARCH_SERVICE``
+(``DB.SCHEMA.NAME``). Errors carry the status and a fixed text: never the query, the filter or
+the response body.
+
+Every query names its columns: without ``columns`` Cortex Search returns the search column
+itself, here the note text (PHI). A caller that names none gets ``DEFAULT_SEARCH_COLUMNS``
+(ids and attributes); the note text comes back only to a caller who asks for it.
 """
 
 from __future__ import annotations
@@ -62,15 +67,24 @@ class SearchService:
         )
 
 
+# What a search answers when the caller names no columns: ids and attributes, not NOTE_TEXT.
+DEFAULT_SEARCH_COLUMNS: tuple[str, ...] = (
+    "NOTE_ID",
+    "PATIENT_ID",
+    "NOTE_TYPE",
+    "DEPARTMENT",
+    "NOTE_DATE",
+)
+
+
 def _search_error(status: int, retry_after: float | None) -> GatewayError:
     if status in (400, 422):
         return PoisonError(
             ErrorCode.INVALID_EVENT, f"search rejected (HTTP {status})", status=status
         )
     if status in (401, 403):
-        return ConfigurationError(
-            ErrorCode.AUTH_FAILED, f"search refused (HTTP {status})", status=status
-        )
+        code = ErrorCode.PRIVILEGE_MISSING if status == 403 else ErrorCode.AUTH_FAILED
+        return ConfigurationError(code, f"search refused (HTTP {status})", status=status)
     if status == 404:
         return ConfigurationError(
             ErrorCode.ENDPOINT_NOT_FOUND, "search service not found (HTTP 404)", status=status
@@ -118,9 +132,11 @@ class CortexSearchClient:
         limit: int = 10,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Rows (the requested columns) and Snowflake's request id. Raises ``GatewayError``."""
-        body: dict[str, Any] = {"query": query, "limit": limit}
-        if columns:
-            body["columns"] = columns
+        body: dict[str, Any] = {
+            "query": query,
+            "columns": list(columns or DEFAULT_SEARCH_COLUMNS),
+            "limit": limit,
+        }
         if filter:
             body["filter"] = filter
         headers = {

@@ -68,7 +68,7 @@ def build_dependencies(
     from spcs_gateway.images import ImageSource
     from spcs_gateway.results import ResultsSink
     from spcs_gateway.secrets import CredentialSource
-    from spcs_gateway.service_state import ServiceStateStore
+    from spcs_gateway.service_state import ResumeWindow, ServiceStateStore
     from spcs_gateway.spcs_client import SpcsClient
     from spcs_gateway.sql import SnowflakeSql, make_connect
 
@@ -85,11 +85,12 @@ def build_dependencies(
 
     http = http or build_http_client()
     tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+    state = ServiceStateStore.from_env(environ=env)
     return ApiDeps(
         registry=registry,
-        spcs=SpcsClient(registry, tokens, http),
+        spcs=SpcsClient(registry, tokens, http, startup=ResumeWindow(state)),
         control=LambdaControlClient(boto3.client("lambda"), function_name),
-        state=ServiceStateStore.from_env(environ=env),
+        state=state,
         sink=ResultsSink(SnowflakeSql(make_connect(tokens)), registry.snowflake.results_table),
         images=ImageSource(registry.images),
         search=CortexSearchClient(registry.snowflake.account_url, tokens, http, search_service),
