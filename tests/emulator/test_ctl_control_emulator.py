@@ -127,7 +127,7 @@ def test_ctl_control_emulator_ensure_ready_resumes_once(
             assert result.resumed
             assert result.ready
             resumes = [s for s in counting.statements if re.search(r"\bRESUME\b", s)]
-            assert resumes == [f"ALTER SERVICE IF EXISTS {config.service} RESUME"]
+            assert resumes == [f"ALTER SERVICE {config.service} RESUME"]
             assert elapsed >= 1.5  # the emulator's resume delay (2 s) was waited out
             assert pauses == ["Disabled"]
             assert lam.get_event_source_mapping(UUID=aws["uuid"])["State"] == "Enabled"

@@ -28,7 +28,8 @@ from infra_support import (
     statements,
 )
 
-from spcs_gateway.registry import parse_registry
+from spcs_gateway.registry import Signature, parse_registry
+from spcs_models import spec
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 # Actions AWS accepts only with Resource "*" (no resource-level permissions), each with why.
@@ -374,7 +375,17 @@ def test_infra_registry_document_built_by_the_template_is_a_valid_registry() -> 
     ner = registry.service("biobert_ner")
     assert ner.service == "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
     assert ner.max_batch_rows == 32
-    assert ner.method_path == "/--call--"
+    assert ner.method_path == "/predict"
+    assert ner.entity_labels == ["B-CHEMICAL", "I-CHEMICAL", "B-DISEASE", "I-DISEASE"]
+    assert ner.effective_signature.params == []
+    # The image service's signature is the deployed BiomedCLIP model's (spcs_models.spec):
+    # the gateway sends its one parameter column, not the inferred pipeline's two.
+    clip = registry.service("biomedclip")
+    assert clip.signature is not None
+    assert clip.signature.model_dump(exclude_none=True) == Signature.model_validate(
+        spec.CLIP_SIGNATURE.to_dict()
+    ).model_dump(exclude_none=True)
+    assert [name for name, _ in clip.param_columns] == ["hypothesis_template"]
     # The control plane's idle window comes from a template parameter.
     assert {s.idle_seconds for s in registry.services} == {900}
     idle = Cfn({"ServiceIdleSeconds": "1800"})

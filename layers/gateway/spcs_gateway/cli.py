@@ -5,6 +5,7 @@
     spcs-gateway suspend NAME [--force]       refused while work waits, unless --force
     spcs-gateway reconcile                    one control round (what the schedule runs)
     spcs-gateway redrive-dlq QUEUE [--max N]  move dead letters back to their source queue
+    spcs-gateway doctor [--resume S]          preflight of the Snowflake side (one table)
 
 Configuration: the control function's environment (see ``spcs_gateway.control``), or flags:
 ``--registry FILE``, ``--state-table``, ``--queue-urls``/``--queue-arns`` (JSON or @file),
@@ -40,6 +41,7 @@ from spcs_gateway.control import (
     UnknownServiceError,
     build_control_plane,
 )
+from spcs_gateway.doctor import Doctor, format_table, passed
 from spcs_gateway.errors import GatewayError
 from spcs_gateway.registry import REGISTRY_FILE_ENV, RegistryError, parse_registry
 from spcs_gateway.service_state import SERVICE_STATE_TABLE_ENV
@@ -387,12 +389,61 @@ def _result_exit(result: ControlResult, out: TextIO, args: argparse.Namespace) -
     return EXIT_OK
 
 
+def build_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> Doctor:
+    """The doctor over the production clients: only Snowflake (and the secret) is needed."""
+    from spcs_gateway.api.search import (
+        CORTEX_SEARCH_SERVICE_ENV,
+        DEFAULT_SEARCH_SERVICE,
+        CortexSearchClient,
+        SearchService,
+    )
+    from spcs_gateway.auth import TokenProvider
+    from spcs_gateway.http import build_http_client
+    from spcs_gateway.registry import load_registry
+    from spcs_gateway.results import ResultsSink
+    from spcs_gateway.secrets import CredentialSource
+    from spcs_gateway.spcs_client import SpcsClient
+    from spcs_gateway.sql import SnowflakeSql, make_connect
+
+    registry = load_registry(_environ(args, environ))
+    http = build_http_client()
+    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+    sql = SnowflakeSql(make_connect(tokens))
+    search_name = None
+    search = None
+    if not args.no_search:
+        search_name = (
+            args.search_service or environ.get(CORTEX_SEARCH_SERVICE_ENV) or DEFAULT_SEARCH_SERVICE
+        )
+        search = CortexSearchClient(
+            registry.snowflake.account_url, tokens, http, SearchService.parse(search_name)
+        )
+    return Doctor(
+        registry,
+        sql=sql,
+        spcs=SpcsClient(registry, tokens, http),
+        tokens=tokens,
+        results=ResultsSink(sql, registry.snowflake.results_table),
+        search=search,
+        search_service=search_name,
+        resume_wait_s=args.resume,
+    )
+
+
+def run_doctor(doctor: Doctor, out: TextIO, args: argparse.Namespace) -> int:
+    rows = doctor.run()
+    _emit(out, args, [r.as_dict() for r in rows], format_table(rows))
+    return EXIT_OK if passed(rows) else EXIT_FAILED
+
+
 def run(
     args: argparse.Namespace,
     environ: Mapping[str, str],
     out: TextIO,
     build: Callable[[argparse.Namespace, Mapping[str, str]], ControlPlane] = build_from_args,
 ) -> int:
+    if args.command == "doctor":
+        return run_doctor(build_doctor(args, environ), out, args)
     if args.command == "redrive-dlq":
         logical = _json_arg(args.queue_urls, "--queue-urls") or _json_from_env(environ)
         result = redrive_dlq(
@@ -472,6 +523,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("queue", metavar="QUEUE", help="DLQ or source queue: URL, name or logical name")
     s.add_argument("--max", type=int, metavar="N", help="move at most N messages")
     s.add_argument("--to", metavar="QUEUE", help="destination queue (default: the source)")
+    s = sub.add_parser(
+        "doctor", help="check credentials, grants, services, signatures, search and results"
+    )
+    s.add_argument(
+        "--resume",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="resume suspended services and wait up to S seconds to probe them (default: skip)",
+    )
+    s.add_argument("--search-service", metavar="DB.SCHEMA.NAME", help="Cortex Search service")
+    s.add_argument("--no-search", action="store_true", help="skip the Cortex Search check")
     return p
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from spcs_gateway.errors import ErrorCode
@@ -30,7 +30,7 @@ _MERGE_HEAD = (
     "column4 AS SERVICE,\n"
     "              column5 AS MODEL_VERSION, column6 AS STATUS, PARSE_JSON(column7) AS OUTPUT,\n"
     "              column8 AS LATENCY_MS, TO_TIMESTAMP_TZ(column9) AS PROCESSED_AT\n"
-    "       FROM VALUES {values}) AS s\n"
+    "       FROM VALUES {values}{where}) AS s\n"
     "ON t.EVENT_ID = s.EVENT_ID\n"
     "WHEN NOT MATCHED THEN INSERT (EVENT_ID, KIND, SUBJECT_ID, SERVICE, MODEL_VERSION, STATUS,\n"
     "  OUTPUT, LATENCY_MS, PROCESSED_AT)\n"
@@ -88,9 +88,13 @@ def select_existing_sql(table: str, count: int) -> str:
     return _SELECT_EXISTING.format(table=check_table_name(table), marks=marks)
 
 
-def merge_sql(table: str, count: int) -> str:
+def merge_sql(table: str, count: int, *, dry_run: bool = False) -> str:
+    """The MERGE of ``count`` rows. ``dry_run``: the same statement with a source that selects
+    nothing (``WHERE 1 = 0``): Snowflake compiles it, checking every privilege the real write
+    needs, and writes no row (``ResultsSink.check_writable``)."""
     values = ", ".join([_ROW_PLACEHOLDERS] * count)
-    return _MERGE_HEAD.format(table=check_table_name(table), values=values)
+    where = "\n       WHERE 1 = 0" if dry_run else ""
+    return _MERGE_HEAD.format(table=check_table_name(table), values=values, where=where)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -119,6 +123,25 @@ class ResultsSink:
             )
             found.update(str(row[0]) for row in rows)
         return found
+
+    def check_writable(self) -> None:
+        """Run the MERGE the gateway issues, selecting no source row: raises the error a real
+        write would meet (a missing INSERT or SELECT grant: ``PRIVILEGE_MISSING``)."""
+        probe = ResultRow(
+            event_id="spcs-gateway-doctor",
+            kind="doctor",
+            subject_id="doctor",
+            service="doctor",
+            model_version=None,
+            output=[],
+            latency_ms=0,
+            processed_at=datetime.now(UTC),
+        )
+        self._sql.execute(
+            merge_sql(self._table, 1, dry_run=True),
+            list(probe.bindings()),
+            error_code=ErrorCode.RESULTS_WRITE_FAILED,
+        )
 
     def merge(self, rows: Sequence[ResultRow]) -> None:
         """Insert rows whose EVENT_ID is new; existing rows are left untouched."""
