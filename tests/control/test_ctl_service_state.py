@@ -335,3 +335,48 @@ def test_recorder_against_dynamodb(store: ServiceStateStore) -> None:
     assert not recorder.record("ner", T0 + timedelta(seconds=4))
     assert recorder.record("ner", T0 + timedelta(seconds=5))
     assert store.get("ner").last_activity == T0 + timedelta(seconds=5)
+
+
+# -- resume window (a 401 while starting is not an auth failure) --------------------------------
+
+
+def test_resume_window_answers_from_the_state_item_and_caches() -> None:
+    from spcs_gateway.lifecycle import ServiceState as _State
+    from spcs_gateway.lifecycle import ServiceStatus as _Status
+    from spcs_gateway.registry import ServiceConfig
+    from spcs_gateway.service_state import ResumeWindow
+
+    _td = timedelta
+    now = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+    states = {"svc": _State(name="svc", status=_Status.RUNNING, ready=True)}
+    reads: list[str] = []
+
+    class Store:
+        def get(self, name: str) -> _State:
+            reads.append(name)
+            return states[name]
+
+    clock = [now]
+    window = ResumeWindow(
+        Store(), grace=_td(minutes=5), cache=_td(seconds=5), clock=lambda: clock[0]
+    )
+    svc = ServiceConfig.model_validate(
+        {
+            "name": "svc",
+            "service": "DB.S.SVC",
+            "compute_pool": "P",
+            "url": "https://x.snowflakecomputing.app",
+            "task": "token-classification",
+        }
+    )
+    assert window.starting(svc) is False  # ready, never resumed by us
+    states["svc"] = _State(name="svc", status=_Status.RUNNING, ready=True, resumed_at=now)
+    assert window.starting(svc) is False  # cached for 5 s
+    clock[0] = now + _td(seconds=6)
+    assert window.starting(svc) is True  # resumed 6 s ago
+    clock[0] = now + _td(minutes=6)
+    assert window.starting(svc) is False  # grace over
+    states["svc"] = _State(name="svc", status=_Status.PENDING)
+    clock[0] = now + _td(minutes=7)
+    assert window.starting(svc) is True
+    assert len(reads) == 4
