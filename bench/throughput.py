@@ -328,7 +328,7 @@ def _child_naive(registry_path: Path, events: list[dict[str, Any]]) -> dict[str,
     registry = json.loads(registry_path.read_text())
     service = next(s for s in registry["services"] if s["name"] == SERVICE)
     table = registry["snowflake"].get("results_table", "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS")
-    url = service["url"] + "/--call--"
+    url = service["url"] + "/" + service.get("method", "__call__").replace("_", "-")
     conn, token = _connect(registry)
     headers = {"Authorization": f'Snowflake Token="{token}"'}
     cursor = conn.cursor()
