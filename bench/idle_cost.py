@@ -76,8 +76,8 @@ class SimParams:
     reconcile_s: float = 60.0  # control schedule
     poll_s: float = 5.0  # ensure_ready readiness poll (CONTROL_POLL_SECONDS)
     ensure_budget_s: float = 290.0  # control function timeout 300 s minus the 10 s margin
-    # Routers record activity when they process work (DESIGN.md: "Routers update last activity
-    # at most every few seconds per container"). False: only the queue depth seen at reconcile
+    # Routers record activity when they process work, at most every few seconds per container
+    # (docs/ARCHITECTURE.md, "Decisions"). False: only the queue depth seen at reconcile
     # ticks, resumes and status changes keep the service up.
     router_activity: bool = True
     seed: int = 20250303

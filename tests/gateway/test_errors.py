@@ -1,4 +1,4 @@
-"""Error classes of DESIGN.md: which SPCS answers are poison, retryable, or need a resume."""
+"""Error classes (docs/ARCHITECTURE.md): which SPCS answers are poison, retried or resumed."""
 
 from __future__ import annotations
 

@@ -156,9 +156,12 @@ class AuthRouter:
         return {by_message[item["itemIdentifier"]] for item in response["batchItemFailures"]}
 
     def auth_failures_metric(self) -> float:
+        return self.metric_total("AuthFailures")
+
+    def metric_total(self, name: str) -> float:
         total = 0.0
         for blob in self.emf:
-            value = blob.get("AuthFailures")
+            value = blob.get(name)
             if value is not None:
                 total += sum(value) if isinstance(value, list) else value
         return total
@@ -459,7 +462,7 @@ def test_expiring_token_is_renewed_before_use_and_early_expiry_costs_one_refresh
     assert sorted(r.sink.rows) == ["ex-1", "ex-2", "ex-3", "ex-4"]
 
 
-def test_role_refused_at_the_ingress_is_auth_failed_and_backs_off(
+def test_role_refused_at_the_ingress_is_privilege_missing_and_backs_off(
     clocked: tuple[ClockedSnowflake, list[float]], auth_router: Callable[..., AuthRouter]
 ) -> None:
     """The exchange succeeds but the ingress refuses every token (the role lacks the grant)."""
@@ -483,7 +486,9 @@ def test_role_refused_at_the_ingress_is_auth_failed_and_backs_off(
     assert r.traffic.exchanges <= seen[0] + 2
     assert r.traffic.ingress == seen[1] + 2  # one request: token, 403, refresh, 403
     assert r.env.dead_letters(r.queue) == []
-    assert r.auth_failures_metric() == 4 * 20 + 1
+    # A missing grant, not a refused credential: alarmed as a configuration fault.
+    assert r.auth_failures_metric() == 0
+    assert r.metric_total("ConfigurationFaults") == 4 * 20 + 1
 
 
 def test_revoked_pat_is_auth_failed_and_backs_off_per_window(

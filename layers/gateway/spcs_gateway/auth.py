@@ -1,7 +1,8 @@
 """Snowflake auth: key-pair JWT, PAT, ingress token exchange and its cache.
 
-Facts (SNOWFLAKE.md; snowflake-ml-python ``_internal/utils/jwt_generator.py``; Snowflake docs
-"Key-pair authentication" and "Tutorial 8: access a public endpoint programmatically"):
+Facts (docs/SNOWFLAKE_FACTS.md; snowflake-ml-python ``_internal/utils/jwt_generator.py``;
+Snowflake docs "Key-pair authentication" and "Tutorial 8: access a public endpoint
+programmatically"):
 
 * JWT: RS256, ``iss = ACCOUNT.USER.SHA256:<fp>``, ``sub = ACCOUNT.USER``, ``iat``, ``exp`` at most
   one hour after ``iat``; the account is upper-cased and cut at the first ``.`` (for a
@@ -92,6 +93,7 @@ class _Cached:
 class _Refused:
     credential: object  # the private key object or the PAT that was refused
     until: float  # no new token with that credential before this time
+    code: ErrorCode = ErrorCode.AUTH_FAILED  # what callers are told meanwhile
 
 
 def _refresh_at(expires_at: float, now: float, margin: float) -> float:
@@ -219,9 +221,10 @@ class TokenProvider:
             if cached is not None and (token is None or cached.token == token):
                 del self._ingress[scope_host]
 
-    def refused(self, scope_host: str) -> None:
+    def refused(self, scope_host: str, code: ErrorCode = ErrorCode.AUTH_FAILED) -> None:
         """The ingress refused a token that was just refreshed (or the PAT, re-read): back off
-        for ``scope_host`` as after a refused exchange."""
+        for ``scope_host`` as after a refused exchange. ``code`` says why (``AUTH_FAILED`` for a
+        401, ``PRIVILEGE_MISSING`` for a 403: the role lacks the endpoint's service role)."""
         with self._lock:
             if self.mode is AuthMode.PAT:
                 credential: object = self._last_pat
@@ -230,7 +233,7 @@ class TokenProvider:
                 self._ingress.pop(scope_host, None)
             if credential is not None:
                 until = self._clock() + self._auth_backoff
-                self._refused[scope_host] = _Refused(credential, until)
+                self._refused[scope_host] = _Refused(credential, until, code)
 
     def _check_refused(self, scope_host: str, credential: object, now: float) -> None:
         with self._lock:
@@ -239,9 +242,7 @@ class TokenProvider:
             return
         same = refused.credential is credential or refused.credential == credential
         if same:
-            raise ConfigurationError(
-                ErrorCode.AUTH_FAILED, "credential refused recently (backing off)"
-            )
+            raise ConfigurationError(refused.code, "credential refused recently (backing off)")
 
     def ingress_auth_header(self, scope_host: str) -> dict[str, str]:
         return snowflake_token_header(self.ingress_token(scope_host))

@@ -526,6 +526,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "doctor", help="check credentials, grants, services, signatures, search and results"
     )
+    # Also accepted after the command (spcs-gateway doctor --registry FILE --json).
+    s.add_argument("--registry", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     s.add_argument(
         "--resume",
         type=float,

@@ -160,6 +160,17 @@ def needed_grants(registry: Registry, role: str, search_service: str | None) -> 
                 f"GRANT SERVICE ROLE {fqn}!ALL_ENDPOINTS_USAGE TO ROLE {role};",
             )
         )
+    models = dict.fromkeys(_norm(s.model) for s in registry.services if s.model)
+    for model in models:
+        out.append(
+            Needed(
+                "MODEL",
+                model,
+                "USAGE",
+                "read the model's signature (doctor)",
+                f"GRANT USAGE ON MODEL {model} TO ROLE {role};",
+            )
+        )
     table = _norm(sf.results_table)
     for privilege in ("SELECT", "INSERT"):
         out.append(

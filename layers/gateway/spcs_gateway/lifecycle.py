@@ -9,7 +9,7 @@ Conventions:
   registry as an int);
 - every decision carries a ``Reason``: a stable, PHI-free code for logs and metrics.
 
-Rules (ISSUE 4, DESIGN.md "Lifecycle"):
+Rules (docs/ARCHITECTURE.md, "Lifecycle"):
 - A RUNNING service is suspended only when all of these hold: no resume lease is active, the
   depth of every queue that feeds it is known and zero (visible + in flight + delayed), no
   on-demand call is in flight, it is not inside (or within the lead time before) a warm window,
@@ -66,7 +66,8 @@ def _parse_status(kind: type[_Status], value: str | None, unknown: _Status) -> _
 
 
 class ServiceStatus(StrEnum):
-    """Service status as SHOW SERVICES / SYSTEM$GET_SERVICE_STATUS report it (SNOWFLAKE.md)."""
+    """Service status as SHOW SERVICES / SYSTEM$GET_SERVICE_STATUS report it
+    (docs/SNOWFLAKE_FACTS.md)."""
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"

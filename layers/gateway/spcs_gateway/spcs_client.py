@@ -445,12 +445,13 @@ class SpcsClient:
                         ),
                         latency_ms,
                     )
-                error = error_for_status(status)
-                if status == 401:
-                    self._tokens.refused(host)  # back off: no token requests for a while
-                    error = ConfigurationError(
-                        ErrorCode.AUTH_FAILED, "HTTP 401 after token refresh", status=status
-                    )
+                # 401: the credential is refused; 403: the role lacks the endpoint's service
+                # role. Either way back off: no token requests for a while.
+                code = ErrorCode.AUTH_FAILED if status == 401 else ErrorCode.PRIVILEGE_MISSING
+                self._tokens.refused(host, code)
+                error = ConfigurationError(
+                    code, f"HTTP {status} after token refresh", status=status
+                )
                 return _Attempt(None, error, latency_ms)
 
             retry_after = None
