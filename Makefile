@@ -52,3 +52,17 @@ openapi: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The model deployment tool's own venv (infra/models/README.md): snowflake-ml-python cannot be
+# installed next to this project's snowflake-connector-python 5.x, so the tool gets a venv of
+# its own with the project installed without its dependencies (spcs_models needs none of them).
+MODELS_VENV := infra/models/.venv
+.PHONY: models-venv
+models-venv: $(MODELS_VENV)/.installed
+
+$(MODELS_VENV)/.installed: infra/models/requirements-deploy.txt pyproject.toml
+	@test -x $(MODELS_VENV)/bin/python || $(PYTHON) -m venv $(MODELS_VENV)
+	$(MODELS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MODELS_VENV)/bin/python -m pip install -q -r infra/models/requirements-deploy.txt
+	$(MODELS_VENV)/bin/python -m pip install -q --no-deps -e .
+	@touch $@

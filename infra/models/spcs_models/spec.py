@@ -159,7 +159,9 @@ TOKEN_CLASSIFICATION_OUTPUT = FeatureGroup(
     shape=(-1,),
 )
 
-NER_SIGNATURE = Signature(inputs=(Feature("inputs", STRING),), outputs=(TOKEN_CLASSIFICATION_OUTPUT,))
+NER_SIGNATURE = Signature(
+    inputs=(Feature("inputs", STRING),), outputs=(TOKEN_CLASSIFICATION_OUTPUT,)
+)
 
 # BiomedCLIP's own prompt (its model card): the label follows "this is a photo of ".
 BIOMEDCLIP_TEMPLATE = "this is a photo of {}"
@@ -174,6 +176,23 @@ CLIP_SIGNATURE = Signature(
 
 NER_LABELS = ("B-CHEMICAL", "I-CHEMICAL", "B-DISEASE", "I-DISEASE")
 
+# The serving environment of each model (pip, SPCS only), pinned exactly: the deployment tool
+# logs with ``relax_version=False`` so these are what the inference image installs, next to
+# the snowflake-ml-python and cloudpickle versions of the machine that logs the model. Each set
+# resolves together with snowflake-ml-python 2.6.0 on CPython 3.11 / x86_64 (pip --dry-run).
+# torch >= 2.6 because transformers >= 4.50 loads pickled ``pytorch_model.bin`` checkpoints
+# only with it; open_clip >= 2.23 drops the ``position_ids`` key newer transformers reject.
+NER_PIP_REQUIREMENTS = ("torch==2.7.1", "transformers==4.57.6")
+CLIP_PIP_REQUIREMENTS = (
+    "torch==2.7.1",
+    "torchvision==0.22.1",
+    "open_clip_torch==3.3.0",
+    "timm==1.0.20",
+    "transformers==4.57.6",
+    "pillow==11.3.0",
+    "numpy==2.2.6",
+)
+
 NER = ModelDeployment(
     logical_name="biobert_ner",
     task="token-classification",
@@ -182,6 +201,7 @@ NER = ModelDeployment(
     service="PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE",
     method="predict",
     signature=NER_SIGNATURE,
+    pip_requirements=NER_PIP_REQUIREMENTS,
     entity_labels=NER_LABELS,
     queues=("notes",),
 )
@@ -195,6 +215,7 @@ BIOMEDCLIP = ModelDeployment(
     method="predict",
     signature=CLIP_SIGNATURE,
     settings=ServiceSettings(max_batch_rows=32),
+    pip_requirements=CLIP_PIP_REQUIREMENTS,
     queues=("images",),
     label_sets={
         "chest_xray": [
