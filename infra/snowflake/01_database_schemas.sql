@@ -13,7 +13,7 @@ CREATE SCHEMA IF NOT EXISTS PEDIATRIC_ML.RESULTS
 CREATE SCHEMA IF NOT EXISTS PEDIATRIC_ML.CLINICAL_DATA
   COMMENT = 'Clinical notes (PHI) and the Cortex Search service over them';
 
--- XSMALL and quick to suspend: the gateway issues one small MERGE per batch.
+-- XSMALL and quick to suspend: the gateway runs one small MERGE per batch.
 CREATE WAREHOUSE IF NOT EXISTS GATEWAY_WH
   WAREHOUSE_SIZE = XSMALL
   AUTO_SUSPEND = 60

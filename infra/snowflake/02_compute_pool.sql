@@ -19,5 +19,5 @@ CREATE COMPUTE POOL IF NOT EXISTS ML_INFERENCE_POOL
   INITIALLY_SUSPENDED = TRUE
   COMMENT = 'SPCS model serving for spcs-gateway (BioBERT NER, BiomedCLIP)';
 
--- Let SYSADMIN (owner of PEDIATRIC_ML) create the model services on the pool (08).
-GRANT USAGE, MONITOR ON COMPUTE POOL ML_INFERENCE_POOL TO ROLE SYSADMIN;
+-- Who may run services on the pool is granted in 03: the deployer role (USAGE, MONITOR) that
+-- owns the model services, and the gateway's role (MONITOR, OPERATE).

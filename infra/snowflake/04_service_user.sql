@@ -23,7 +23,7 @@ CREATE USER IF NOT EXISTS GATEWAY_SVC
 ALTER USER GATEWAY_SVC SET
   RSA_PUBLIC_KEY = '&{ gateway_public_key }'
   DEFAULT_ROLE = SPCS_GATEWAY_ROLE
-  -- Sessions get the gateway role only, never secondary roles granted later by mistake.
+  -- Logins use the gateway role only, never secondary roles granted later by mistake.
   DEFAULT_SECONDARY_ROLES = ();
 
 USE ROLE SECURITYADMIN;

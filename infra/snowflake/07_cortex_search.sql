@@ -1,7 +1,7 @@
 -- 07 - Cortex Search over the clinical notes (the API's semantic search).
 -- Idempotent. Role: SYSADMIN (owns the table and the service).
--- Queried over REST by the gateway (SNOWFLAKE.md, "Cortex Search"), which needs USAGE on the
--- service only: the service reads CLINICAL_NOTES with its owner's rights.
+-- Queried over REST by the gateway (docs/SNOWFLAKE_FACTS.md, "Cortex Search"), which needs
+-- USAGE on the service only: the service reads CLINICAL_NOTES with its owner's rights.
 
 USE ROLE SYSADMIN;
 

@@ -104,3 +104,43 @@ def test_non_text_input_is_bad_input(ner: NerBackend) -> None:
         ner.predict([NOTE, 42])  # type: ignore[list-item]
     assert info.value.reason == "inputs must be text"
     assert ner.name == "lexicon"
+
+
+def test_labels_are_the_deployments_entity_labels(ner: NerBackend) -> None:
+    from spcs_models import spec
+
+    assert ner.entity_labels == spec.NER.entity_labels
+    (entities,) = ner.predict([NOTE])
+    assert {e["entity"] for e in entities} <= set(spec.NER.entity_labels)
+    # Another spelling is answered as given; a kind the deployment lacks is never produced.
+    chem_only = NerBackend(("B-Chemical", "I-Chemical"))
+    (entities,) = chem_only.predict([NOTE])
+    assert [(e["word"], e["entity"]) for e in entities] == [
+        ("amoxicillin", "B-Chemical"),
+        ("albuterol", "B-Chemical"),
+    ]
+    with pytest.raises(ValueError, match="B-<KIND>"):
+        NerBackend(("CHEMICAL",))
+
+
+def test_untrained_head_labels_every_token_label_0_or_1() -> None:
+    untrained = NerBackend(head="untrained")
+    assert untrained.name == "lexicon/untrained-head"
+    (entities,) = untrained.predict([NOTE])
+    words = [e["word"] for e in entities]
+    assert len(words) == 21  # every token, none filtered as "O"
+    assert words[:4] == ["4yo", "with", "acute", "otitis"]
+    assert {e["entity"] for e in entities} == {"LABEL_0", "LABEL_1"}
+    assert all(0.5 <= e["score"] < 0.62 for e in entities)  # a coin flip, not a confidence
+    assert [e["index"] for e in entities] == list(range(1, 22))
+    for e in entities:
+        assert NOTE[e["start"] : e["end"]] == e["word"]
+    assert untrained.predict([NOTE]) == [entities]  # deterministic
+    untrained.head = "trained"
+    assert {e["entity"] for e in untrained.predict([NOTE])[0]} == {
+        "B-DISEASE",
+        "I-DISEASE",
+        "B-CHEMICAL",
+    }
+    with pytest.raises(ValueError, match="ner head"):
+        untrained.head = "half-trained"

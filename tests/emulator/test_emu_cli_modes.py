@@ -87,7 +87,7 @@ def test_pat_mode(emulator_factory: Callable[..., Any]) -> None:
     image = base64.b64encode(buf.getvalue()).decode()
     response = httpx.post(
         emu.inference_url("biomedclip"),
-        json={"data": [[0, image, ["otitis media", "normal"]]]},
+        json={"data": [[0, image, ["otitis media", "normal"], "this is a photo of {}"]]},
         headers={"Authorization": f'Snowflake Token="{PAT}"'},
         timeout=30,
     )
@@ -149,7 +149,7 @@ def test_public_key_mode(emulator_factory: Callable[..., Any], tmp_path: Path) -
     assert token.status_code == 200
     answer = httpx.post(
         emu.inference_url("biomedclip"),
-        json={"data": [[0, "AAAA", ["a", "b"]]]},  # valid base64, not an image
+        json={"data": [[0, "AAAA", ["a", "b"], "this is a photo of {}"]]},  # not an image
         headers={"Authorization": f'Snowflake Token="{token.text}"'},
     )
     assert answer.status_code == 400

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import snowflake.connector
 
 pytestmark = pytest.mark.emulator
 
@@ -48,10 +49,18 @@ def test_data_survives_a_restart_and_notes_are_searchable(
 ) -> None:
     state = tmp_path / "state"
     first = emulator_factory(state_dir=state)
+    # The EHR pipeline loads the notes (the gateway's role may not: it has no INSERT on them).
+    for row in ROWS:
+        first.admin_post(
+            "sql",
+            {
+                "sql": f"INSERT INTO {NOTES} VALUES (?, ?, ?, ?, ?, ?)",
+                "role": "SYSADMIN",
+                "bindings": list(row),
+            },
+        )
     with first.connect(paramstyle="qmark") as conn:
         cur = conn.cursor()
-        for row in ROWS:
-            cur.execute(f"INSERT INTO {NOTES} VALUES (?, ?, ?, ?, ?, ?)", row)
         cur.execute(
             MERGE,
             ("e-1", "clinical-note", "N1", NER, "V1", "SUCCEEDED", "[]", 12,
@@ -63,10 +72,15 @@ def test_data_survives_a_restart_and_notes_are_searchable(
 
     second = emulator_factory(state_dir=state)
     assert second.secret_path.read_bytes() == key  # the generated key pair is reused
+    stored_notes = second.admin_post(
+        "sql", {"sql": f"SELECT NOTE_ID FROM {NOTES} ORDER BY NOTE_ID", "role": "SYSADMIN"}
+    )["results"][0]["rows"]
+    assert [r[0] for r in stored_notes] == ["N1", "N2", "N3", "N4", "N5"]
     with second.connect(paramstyle="qmark") as conn:
         cur = conn.cursor()
-        ids = [r[0] for r in cur.execute(f"SELECT NOTE_ID FROM {NOTES} ORDER BY NOTE_ID")]
-        assert ids == ["N1", "N2", "N3", "N4", "N5"]
+        with pytest.raises(snowflake.connector.ProgrammingError) as denied:
+            cur.execute(f"SELECT NOTE_ID FROM {NOTES}")  # the gateway reads notes via search only
+        assert denied.value.errno == 2003
         stored = cur.execute(
             f"SELECT EVENT_ID, STATUS FROM {RESULTS} WHERE EVENT_ID IN (?)", ("e-1",)
         ).fetchall()

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.emulator
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 NOTE = "Started amoxicillin for acute otitis media; history of asthma."
 LABELS = ["pneumonia", "normal chest radiograph", "pleural effusion"]
+TEMPLATE = "this is a photo of {}"  # the deployment's hypothesis_template default
 
 
 def fingerprint(key: rsa.RSAPrivateKey) -> str:
@@ -110,7 +111,7 @@ def test_keypair_exchange_then_inference(emulator: Any) -> None:
 def test_token_is_bound_to_its_endpoint(emulator: Any, ner_headers: dict[str, str]) -> None:
     response = httpx.post(
         emulator.inference_url("biomedclip"),
-        json={"data": [[0, png_base64(), LABELS]]},
+        json={"data": [[0, png_base64(), LABELS, TEMPLATE]]},
         headers=ner_headers,
         timeout=10,
     )
@@ -194,8 +195,8 @@ def test_ner_request_formats(emulator: Any, ner_headers: dict[str, str], body: A
 
 def image_bodies(image: str) -> list[dict[str, Any]]:
     return [
-        {"data": [[5, image, LABELS]]},
-        {"data": [[5, {"images": image, "candidate_labels": LABELS}]]},
+        {"data": [[5, image, LABELS, TEMPLATE]]},  # flat: inputs, then every parameter
+        {"data": [[5, {"images": image, "candidate_labels": LABELS}]]},  # default parameter
         {
             "dataframe_split": {
                 "index": [5],
@@ -226,7 +227,7 @@ def test_image_request_formats(emulator: Any, image_headers: dict[str, str], for
 
 
 def test_image_scores_are_deterministic(emulator: Any, image_headers: dict[str, str]) -> None:
-    body = {"data": [[0, png_base64((10, 200, 30)), LABELS]]}
+    body = {"data": [[0, png_base64((10, 200, 30)), LABELS, TEMPLATE]]}
     url = emulator.inference_url("biomedclip")
     first = httpx.post(url, json=body, headers=image_headers).json()
     assert httpx.post(url, json=body, headers=image_headers).json() == first
@@ -242,7 +243,7 @@ def test_bad_requests_get_400_with_a_reason(
     not_an_image = base64.b64encode(b"PHI-looking text, not an image").decode()
     bad_image = httpx.post(
         emulator.inference_url("biomedclip"),
-        json={"data": [[0, not_an_image, LABELS]]},
+        json={"data": [[0, not_an_image, LABELS, TEMPLATE]]},
         headers=image_headers,
     )
     assert bad_image.status_code == 400
@@ -251,8 +252,9 @@ def test_bad_requests_get_400_with_a_reason(
 
 
 def test_unknown_path_is_404(emulator: Any, ner_headers: dict[str, str]) -> None:
+    assert emulator.inference_url("biobert_ner").endswith("/predict")  # the deployment's method
     response = httpx.post(
-        emulator.url("biobert_ner") + "/predict", json={"data": [[0, NOTE]]}, headers=ner_headers
+        emulator.url("biobert_ner") + "/--call--", json={"data": [[0, NOTE]]}, headers=ner_headers
     )
     assert response.status_code == 404
 

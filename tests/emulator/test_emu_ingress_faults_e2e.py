@@ -21,7 +21,7 @@ def png_base64() -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-IMAGE_BODY = {"data": [[0, png_base64(), ["pneumonia", "normal"]]]}
+IMAGE_BODY = {"data": [[0, png_base64(), ["pneumonia", "normal"], "this is a photo of {}"]]}
 SPEC = "biomedclip:503=0.5,seed=20240611"
 
 

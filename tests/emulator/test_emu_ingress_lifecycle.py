@@ -24,7 +24,7 @@ def png_base64() -> str:
 
 
 # The image service: its stand-in backend is cheap, and the lifecycle is the same for both.
-BODY = {"data": [[0, png_base64(), ["pneumonia", "normal"]]]}
+BODY = {"data": [[0, png_base64(), ["pneumonia", "normal"], "this is a photo of {}"]]}
 
 
 def show_service(conn: Any, name: str) -> dict[str, Any]:

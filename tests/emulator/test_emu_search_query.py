@@ -1,4 +1,5 @@
-"""Cortex Search over CLINICAL_NOTES in the emulator's SQLite store."""
+"""Cortex Search over CLINICAL_NOTES in the emulator's SQLite store (the table and the service
+as infra/snowflake/06 and 07 define them, given here directly)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from spcs_local.emulator.search import (
     SearchError,
     SearchServiceSpec,
 )
-from spcs_local.emulator.store import NOTES_TABLE, Store
+from spcs_local.emulator.store import Store, TableColumn
+
+NOTES_TABLE = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES"
+NOTES_COLUMNS = ("NOTE_ID", "PATIENT_ID", "NOTE_TYPE", "DEPARTMENT", "NOTE_DATE", "NOTE_TEXT")
+NOTES_SEARCH = SearchServiceSpec(
+    source_table=NOTES_TABLE,
+    search_column="NOTE_TEXT",
+    attributes=("NOTE_TYPE", "DEPARTMENT", "PATIENT_ID"),
+    columns=NOTES_COLUMNS,
+)
 
 NOTES = [
     (
@@ -45,6 +55,10 @@ def insert(store: Store, rows: list[tuple[str, ...]]) -> None:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path)
+    s.create_table(
+        NOTES_TABLE,
+        [TableColumn(c, "DATE" if c == "NOTE_DATE" else "VARCHAR") for c in NOTES_COLUMNS],
+    )
     insert(s, NOTES)
     yield s
     s.close()
@@ -52,7 +66,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def search(store: Store) -> CortexSearch:
-    return CortexSearch(store)
+    return CortexSearch(store, {DEFAULT_SERVICE: NOTES_SEARCH})
 
 
 def ids(answer: dict[str, Any]) -> list[str]:

@@ -1,7 +1,10 @@
 """The SQL surface through the real snowflake-connector-python, against wire.WireProtocol.
 
 Each test starts a small werkzeug server mounting WireProtocol with a stub authenticator (one
-known PAT) over a FakeClock-driven account, and stops it afterwards.
+known PAT, any user of the account) over a FakeClock-driven account built by the real set-up
+SQL (infra/snowflake, ``bootstrap.run_setup``), and stops it afterwards. ``connect()`` logs in
+as the gateway's user (GATEWAY_SVC, role SPCS_GATEWAY_ROLE); ``connect(user=ADMIN)`` as the
+emulator's administrator (ACCOUNTADMIN). Other modules reuse ``start`` and ``Emulator``.
 """
 
 from __future__ import annotations
@@ -23,21 +26,22 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
+from spcs_local.emulator.bootstrap import Admin, bootstrap
 from spcs_local.emulator.clock import FakeClock
+from spcs_local.emulator.privileges import ADMIN_USER
 from spcs_local.emulator.sqlengine import SqlEngine
-from spcs_local.emulator.state import Account, ServiceSpec, Store
+from spcs_local.emulator.state import Account, Store
 from spcs_local.emulator.wire import AuthRejected, LoginRequest, WireProtocol
 
 NER = "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
 CLIP = "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE"
 PAT = "pat-for-tests-0123456789"
-SPECS = [
-    ServiceSpec(NER, "ML_INFERENCE_POOL", "BIOBERT_NER", "V1", "token-classification"),
-    ServiceSpec(
-        CLIP, "ML_INFERENCE_POOL", "BIOMEDCLIP_CLASSIFIER", "V1", "zero-shot-image-classification"
-    ),
-]
+GATEWAY = "GATEWAY_SVC"
+ADMIN = ADMIN_USER
 RESULTS = "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS"
+NOTES = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES"
+# Client-side variables of the set-up SQL, as the emulator's server passes them.
+SETUP_VARIABLES = {"gateway_public_key": "", "lambda_egress_cidrs": "'127.0.0.1/32'"}
 
 # The gateway's statements, exactly as docs/ARCHITECTURE.md gives them (n rows).
 MERGE = """MERGE INTO {table} AS t
@@ -76,14 +80,20 @@ class Emulator:
     clock: FakeClock
     store: Store
     account: Account
+    engine: SqlEngine
     port: int
     _server: Any
     _thread: threading.Thread
 
+    def admin(self, sql: str, role: str = "ACCOUNTADMIN", **kwargs: Any) -> list[Any]:
+        """Run a script as the emulator's administrator acting as ``role`` (rows per
+        statement)."""
+        return [r.rows for r in Admin(self.engine).run(sql, role=role, **kwargs)]
+
     def connect(self, **overrides: Any) -> Any:
         kwargs: dict[str, Any] = {
             "account": "localtest",
-            "user": "GATEWAY",
+            "user": GATEWAY,
             "host": "127.0.0.1",
             "port": self.port,
             "protocol": "http",
@@ -112,12 +122,14 @@ def authenticate(login: LoginRequest) -> str:
     raise AuthRejected("Programmatic access token is invalid.")
 
 
-def start(state_dir: Path, clock: FakeClock) -> Emulator:
+def start(state_dir: Path, clock: FakeClock, **account_kwargs: Any) -> Emulator:
     store = Store(state_dir)
-    account = Account(store, clock, SPECS, resume_seconds=5)
+    account = Account(store, clock, resume_seconds=5, **account_kwargs)
+    engine = SqlEngine(account, store)
+    bootstrap(engine, variables=SETUP_VARIABLES)
     account.set_ingress_url(NER, "127.0.0.1:41001")
     account.set_ingress_url(CLIP, "127.0.0.1:41002")
-    wire = WireProtocol(SqlEngine(account, store), authenticate)
+    wire = WireProtocol(engine, authenticate)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         response = wire.dispatch(Request(environ)) or Response("not found", status=404)
@@ -126,7 +138,7 @@ def start(state_dir: Path, clock: FakeClock) -> Emulator:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    return Emulator(state_dir, clock, store, account, server.server_port, server, thread)
+    return Emulator(state_dir, clock, store, account, engine, server.server_port, server, thread)
 
 
 @pytest.fixture
@@ -313,9 +325,18 @@ def test_system_wait_for_services(emu: Emulator, cur: Any) -> None:
         cur.execute(f"SELECT SYSTEM$WAIT_FOR_SERVICES(0.2, '{NER}')")
 
 
-def test_show_endpoints_gives_the_ingress_url(cur: Any) -> None:
-    cur.execute("SHOW ENDPOINTS IN SERVICE PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE")
-    (row,) = rows_as_dicts(cur)
+def test_show_endpoints_gives_the_ingress_url(emu: Emulator, cur: Any) -> None:
+    # SHOW ENDPOINTS needs USAGE on the service: the owner's (deployer's) view, not the gateway's.
+    with pytest.raises(ProgrammingError) as refused:
+        cur.execute(f"SHOW ENDPOINTS IN SERVICE {NER}")
+    assert refused.value.errno == 3001
+    conn = emu.connect(user=ADMIN, role="MODEL_DEPLOYER_ROLE")
+    try:
+        owner = conn.cursor()
+        owner.execute("SHOW ENDPOINTS IN SERVICE PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE")
+        (row,) = rows_as_dicts(owner)
+    finally:
+        conn.close()
     assert row["ingress_url"] == "127.0.0.1:41001"
     assert (row["name"], row["protocol"], row["is_public"]) == ("inference", "HTTP", "true")
 
@@ -343,11 +364,11 @@ def test_usage_history_is_non_zero_after_uptime(emu: Emulator, cur: Any) -> None
 
 def test_unsupported_and_invalid_statements_raise_programming_error(cur: Any) -> None:
     for statement in (
-        "CREATE SERVICE x IN COMPUTE POOL p FROM SPECIFICATION $$x$$",
+        "CREATE STREAM s ON TABLE t",
         "FROBNICATE EVERYTHING",
         "SELECT * FROM PEDIATRIC_ML.RESULTS.NO_SUCH_TABLE",
         "SELECT 1; SELECT 2",
-        "SHOW WAREHOUSES",
+        "SHOW STAGES",
     ):
         with pytest.raises(ProgrammingError):
             cur.execute(statement)
@@ -380,8 +401,10 @@ def test_gateway_merge_twice_gives_one_row_and_in_check(cur: Any) -> None:
     assert kind == "clinical-note"
 
 
-def test_insert_clinical_notes_and_select(cur: Any) -> None:
-    notes = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES"
+def test_insert_clinical_notes_and_select(emu: Emulator) -> None:
+    notes = NOTES
+    conn = emu.connect(user=ADMIN, role="SYSADMIN", warehouse="GATEWAY_WH")  # the table's owner
+    cur = conn.cursor()
     cur.execute(
         f"INSERT INTO {notes} (NOTE_ID, PATIENT_ID, NOTE_TYPE, DEPARTMENT, NOTE_DATE, NOTE_TEXT) "
         "VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)",
@@ -397,10 +420,17 @@ def test_insert_clinical_notes_and_select(cur: Any) -> None:
     assert cur.rowcount == 1
     cur.execute(f"SELECT COUNT(*) FROM {notes}")
     assert cur.fetchone() == (1,)
+    conn.close()
 
 
-def test_create_table_and_not_null(cur: Any) -> None:
+def test_create_table_and_not_null(emu: Emulator) -> None:
+    conn = emu.connect(user=ADMIN, role="SYSADMIN", warehouse="GATEWAY_WH")
+    cur = conn.cursor()
     cur.execute("USE DATABASE PEDIATRIC_ML")
+    with pytest.raises(ProgrammingError) as missing:
+        cur.execute("USE SCHEMA SCRATCH")  # a schema is created before it is used
+    assert missing.value.errno == 2043
+    cur.execute("CREATE SCHEMA IF NOT EXISTS SCRATCH")
     cur.execute("USE SCHEMA SCRATCH")
     cur.execute(
         "CREATE OR REPLACE TABLE T1 (ID STRING NOT NULL PRIMARY KEY, N NUMBER(10,2), B BOOLEAN)"
@@ -412,8 +442,9 @@ def test_create_table_and_not_null(cur: Any) -> None:
     cur.execute("INSERT INTO PEDIATRIC_ML.SCRATCH.T1 VALUES ('a', 1.25, TRUE)")
     cur.execute("SELECT ID, N, B FROM T1")
     assert cur.fetchall() == [("a", pytest.approx(1.25), True)]
-    cur.execute("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_USER()")
-    assert cur.fetchone() == ("PEDIATRIC_ML", "SCRATCH", "GATEWAY")
+    cur.execute("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_USER(), CURRENT_ROLE()")
+    assert cur.fetchone() == ("PEDIATRIC_ML", "SCRATCH", ADMIN, "SYSADMIN")
+    conn.close()
 
 
 def test_default_pyformat_paramstyle_works(emu: Emulator) -> None:
@@ -465,8 +496,9 @@ def test_data_and_statuses_survive_a_restart(tmp_path: Path) -> None:
 
 def _wire(emu_dir: Path) -> tuple[WireProtocol, Store]:
     store = Store(emu_dir)
-    account = Account(store, FakeClock(), SPECS)
-    return WireProtocol(SqlEngine(account, store), authenticate), store
+    engine = SqlEngine(Account(store, FakeClock()), store)
+    bootstrap(engine, variables=SETUP_VARIABLES)
+    return WireProtocol(engine, authenticate), store
 
 
 def _client(wire: WireProtocol) -> Client:
@@ -480,7 +512,7 @@ def _client(wire: WireProtocol) -> Client:
 def test_gzip_requests_and_session_tokens(tmp_path: Path) -> None:
     wire, store = _wire(tmp_path)
     client = _client(wire)
-    login = {"data": {"ACCOUNT_NAME": "localtest", "LOGIN_NAME": "GATEWAY",
+    login = {"data": {"ACCOUNT_NAME": "localtest", "LOGIN_NAME": ADMIN,
                       "AUTHENTICATOR": "PROGRAMMATIC_ACCESS_TOKEN", "TOKEN": PAT}}  # fmt: skip
     answer = client.post(
         "/session/v1/login-request?roleName=SYSADMIN",

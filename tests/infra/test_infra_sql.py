@@ -34,6 +34,21 @@ EXPECTED_GATEWAY_GRANTS = {
     ("OPERATE", "SERVICE", "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"),
     ("MONITOR", "SERVICE", "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE"),
     ("OPERATE", "SERVICE", "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE"),
+    ("USAGE", "MODEL", "PEDIATRIC_ML.MODELS.BIOBERT_NER"),
+    ("USAGE", "MODEL", "PEDIATRIC_ML.MODELS.BIOMEDCLIP_CLASSIFIER"),
+}
+DEPLOYER_ROLE = "MODEL_DEPLOYER_ROLE"
+# The deployer owns the models and services it creates; this is what it needs to create them.
+EXPECTED_DEPLOYER_GRANTS = {
+    ("USAGE", "DATABASE", "PEDIATRIC_ML"),
+    ("USAGE", "SCHEMA", "PEDIATRIC_ML.MODELS"),
+    ("USAGE", "WAREHOUSE", "GATEWAY_WH"),
+    ("CREATE MODEL", "SCHEMA", "PEDIATRIC_ML.MODELS"),
+    ("CREATE SERVICE", "SCHEMA", "PEDIATRIC_ML.MODELS"),
+    ("CREATE IMAGE REPOSITORY", "SCHEMA", "PEDIATRIC_ML.MODELS"),
+    ("USAGE", "COMPUTE POOL", "ML_INFERENCE_POOL"),
+    ("MONITOR", "COMPUTE POOL", "ML_INFERENCE_POOL"),
+    ("BIND SERVICE ENDPOINT", "ACCOUNT", ""),
 }
 
 
@@ -115,14 +130,19 @@ def all_statements() -> list[tuple[str, str]]:
     return [(name, s) for name, text in scripts().items() for s in split_statements(text)]
 
 
-def gateway_grants() -> set[tuple[str, str, str]]:
+def role_grants(role: str) -> set[tuple[str, str, str]]:
     grants: set[tuple[str, str, str]] = set()
     for _, stmt in all_statements():
         up = stmt.upper()
-        if not re.search(rf"\bTO ROLE {GATEWAY_ROLE}$", up):
+        if not re.search(rf"\bTO ROLE {role}$", up):
             continue
         if m := re.match(r"GRANT SERVICE ROLE (\S+) TO ROLE", up):
             grants.add(("SERVICE ROLE", "", m.group(1)))
+            continue
+        if up.startswith("GRANT ROLE "):
+            continue
+        if m := re.match(r"GRANT (.+?) ON ACCOUNT TO ROLE", up):
+            grants |= {(p.strip(), "ACCOUNT", "") for p in m.group(1).split(",")}
             continue
         m = re.match(r"GRANT (.+?) ON (\w+(?: \w+)*?) (\S+) TO ROLE", up)
         assert m, f"unparsed grant: {stmt}"
@@ -130,6 +150,10 @@ def gateway_grants() -> set[tuple[str, str, str]]:
         for privilege in privileges.split(","):
             grants.add((privilege.strip(), kind, obj))
     return grants
+
+
+def gateway_grants() -> set[tuple[str, str, str]]:
+    return role_grants(GATEWAY_ROLE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,12 +283,35 @@ def test_infra_cortex_search_service_matches_the_architecture() -> None:
 
 
 def test_infra_model_services_leave_suspension_to_the_gateway() -> None:
+    from spcs_models.spec import DEPLOYMENTS
+
     alters = [s for _, s in all_statements() if s.upper().startswith("ALTER SERVICE")]
-    services = {re.search(r"IF EXISTS (\S+)", s).group(1) for s in alters}  # type: ignore[union-attr]
-    assert services == {
-        "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE",
-        "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE",
-    }
+    # No IF EXISTS: 08 runs after the deployment and must fail while a service is missing.
+    services = {re.match(r"ALTER SERVICE (\S+) SET", s).group(1) for s in alters}  # type: ignore[union-attr]
+    assert services == {d.service for d in DEPLOYMENTS}
     for stmt in alters:
+        assert "MIN_INSTANCES = 1" in stmt  # not snowflake-ml's default 0 (self-suspending)
         assert "AUTO_SUSPEND_SECS = 0" in stmt
         assert "AUTO_RESUME = TRUE" in stmt
+    models = {obj for p, kind, obj in gateway_grants() if kind == "MODEL"}
+    assert models == {d.model_name for d in DEPLOYMENTS}
+
+
+def test_infra_deployer_role_gets_what_a_deployment_needs() -> None:
+    assert role_grants(DEPLOYER_ROLE) == EXPECTED_DEPLOYER_GRANTS
+    roles = {name: split_statements(text)[0] for name, text in scripts().items()}
+    assert roles["08_model_services.sql"] == f"USE ROLE {DEPLOYER_ROLE}"
+
+
+def test_infra_wrappers_call_the_deployed_method() -> None:
+    from spcs_models.spec import DEPLOYMENTS
+
+    text = scripts()["09_wrapper_udfs.sql"]
+    calls = set(re.findall(r"(PEDIATRIC_ML\.MODELS\.\w+)!(\w+)\(", text))
+    assert calls == {(d.service, d.method.upper()) for d in DEPLOYMENTS}
+
+
+def test_infra_scripts_cite_only_this_repository() -> None:
+    for name, text in [*scripts().items(), ("README.md", (SQL_DIR / "README.md").read_text())]:
+        assert "../shared" not in text, name
+        assert not re.search(r"\b(issues?|sessions?)\b", text, re.I), name

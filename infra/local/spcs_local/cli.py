@@ -74,6 +74,33 @@ def _add_emulator(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="N",
         help="ingress ports N, N+1, ... (default: any free ports)",
     )
+    p.add_argument(
+        "--ner-head",
+        choices=("trained", "untrained"),
+        default="trained",
+        help="untrained: every token LABEL_0/LABEL_1, like a checkpoint without a NER head",
+    )
+    p.add_argument(
+        "--request-timeout-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="ingress request limit; slower answers get 504 (default 60)",
+    )
+    p.add_argument(
+        "--idle-close-seconds",
+        type=float,
+        default=90.0,
+        metavar="S",
+        help="close keep-alive connections idle this long (default 90)",
+    )
+    p.add_argument(
+        "--startup-unauthorized-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="after a resume, valid tokens get 401 this long (default 1; 0 disables)",
+    )
     p.set_defaults(func=_run_emulator)
 
 
@@ -124,6 +151,10 @@ def _run_emulator(args: argparse.Namespace) -> int:
         faults=args.fault,
         config_out=args.config_out,
         ingress_port_base=args.ingress_port_base,
+        ner_head=args.ner_head,
+        request_timeout_seconds=args.request_timeout_seconds,
+        idle_close_seconds=args.idle_close_seconds,
+        startup_unauthorized_seconds=args.startup_unauthorized_seconds,
     )
     stop = stop_on_signals()
     server = EmulatorServer(config)

@@ -8,7 +8,9 @@ not in the future. Time comes from the injected clock (PyJWT's own time checks a
 
 Issued ingress tokens are RS256 JWTs signed by a key that lives only in this process, bound to
 one ingress ``host:port`` and valid for ``token_lifetime`` seconds: the gateway's exp-based
-cache is exercised, and a restart invalidates them (as a 401, like a real expiry).
+cache is exercised, and a restart invalidates them (as a 401, like a real expiry). They carry
+the role of the exchange's scope (``session:role:<ROLE>``), which the ingress checks against
+the endpoint's service role; a PAT carries its role restriction, if it was given one.
 
 Error messages never contain a token, an assertion or a key.
 """
@@ -91,6 +93,16 @@ def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
 
 
 @dataclass(frozen=True)
+class IngressCaller:
+    """Who called an ingress endpoint: the user and the role the token carries (None: the
+    user's default role applies)."""
+
+    user: str
+    role: str | None
+    credential: str  # "pat" | "token"
+
+
+@dataclass(frozen=True)
 class Scope:
     host: str
     role: str | None
@@ -118,7 +130,7 @@ class EmulatorAuth:
         account_name: str,
         user: str,
         public_keys: Iterable[rsa.RSAPublicKey],
-        pats: Collection[str],
+        pats: Collection[str] | Mapping[str, str | None],
         clock: Clock,
         *,
         skew: float = DEFAULT_SKEW,
@@ -127,7 +139,11 @@ class EmulatorAuth:
         self.account = jwt_account_name(account_name)
         self.user = user.upper()
         self._keys = {public_key_fingerprint(k): k for k in public_keys}
-        self._pats = tuple(p.encode("utf-8") for p in pats if p)
+        # PAT -> its role restriction (None: the user's default role applies).
+        restrictions: Mapping[str, str | None] = (
+            pats if isinstance(pats, Mapping) else dict.fromkeys(pats)
+        )
+        self._pats = tuple((p.encode("utf-8"), r) for p, r in restrictions.items() if p)
         self._clock = clock
         self._skew = skew
         self._token_lifetime = token_lifetime
@@ -194,11 +210,16 @@ class EmulatorAuth:
     # -- PAT ----------------------------------------------------------------------------------
 
     def is_pat(self, token: str) -> bool:
+        return self._match_pat(token) is not None
+
+    def _match_pat(self, token: str) -> tuple[str | None] | None:
+        """``(role restriction,)`` of the matching PAT, else None."""
         candidate = token.encode("utf-8")
-        matched = False
-        for pat in self._pats:  # compare against every PAT: timing tells nothing
-            matched |= hmac.compare_digest(candidate, pat)
-        return matched
+        found: tuple[str | None] | None = None
+        for pat, role in self._pats:  # compare against every PAT: timing tells nothing
+            if hmac.compare_digest(candidate, pat):
+                found = (role,)
+        return found
 
     # -- /oauth/token -------------------------------------------------------------------------
 
@@ -235,14 +256,19 @@ class EmulatorAuth:
 
     def verify_ingress(self, authorization: str | None, host: str) -> str:
         """Check ``Authorization: Snowflake Token="..."`` for the ingress endpoint ``host``."""
+        return self.verify_ingress_caller(authorization, host).user
+
+    def verify_ingress_caller(self, authorization: str | None, host: str) -> IngressCaller:
+        """Like ``verify_ingress``, answering the user and the role the token carries."""
         if not authorization:
             raise AuthError(401, "missing_token", "Authorization header is required")
         match = _SNOWFLAKE_TOKEN.match(authorization)
         if match is None:
             raise AuthError(401, "invalid_token", 'Authorization must be Snowflake Token="..."')
         token = match.group(1)
-        if self.is_pat(token):
-            return self.user
+        pat = self._match_pat(token)
+        if pat is not None:
+            return IngressCaller(self.user, pat[0] or None, "pat")
         try:
             claims = jwt.decode(
                 token,
@@ -258,8 +284,12 @@ class EmulatorAuth:
             raise _invalid("ingress token has expired")
         if claims.get("scope") != normalize_host(host):
             raise _invalid("ingress token was issued for another endpoint")
-        sub = claims.get("sub")
-        return sub if isinstance(sub, str) else self.user
+        sub, role = claims.get("sub"), claims.get("role")
+        return IngressCaller(
+            sub if isinstance(sub, str) else self.user,
+            role if isinstance(role, str) and role else None,
+            "token",
+        )
 
     # -- connector login ----------------------------------------------------------------------
 

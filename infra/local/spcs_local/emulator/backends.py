@@ -9,11 +9,15 @@ header so nobody mistakes either for BioBERT or BiomedCLIP.
 Output shapes follow the HuggingFace pipelines that Snowflake's model registry serves:
 
 * token-classification (``aggregation_strategy="none"``): one dict per tagged token,
-  ``{"word", "score", "entity", "index", "start", "end"}``. Labels are ``B-CHEMICAL`` /
-  ``I-CHEMICAL`` for drugs and ``B-DISEASE`` / ``I-DISEASE`` for diseases: the label sets of
-  the widely used BioBERT NER checkpoints (``alvaroalon2/biobert_chemical_ner`` and
-  ``alvaroalon2/biobert_diseases_ner``, BC5CDR/NCBI-trained), so consumers written against
-  the emulator see the labels a BioBERT deployment would produce.
+  ``{"word", "score", "entity", "index", "start", "end"}``. Labels are the deployment's
+  ``entity_labels`` (``spcs_models.spec``: ``B-CHEMICAL`` / ``I-CHEMICAL`` for drugs and
+  ``B-DISEASE`` / ``I-DISEASE`` for diseases, the label sets of the widely used BioBERT NER
+  checkpoints ``alvaroalon2/biobert_chemical_ner`` and ``alvaroalon2/biobert_diseases_ner``),
+  so consumers written against the emulator see the labels the deployment promises.
+  ``head="untrained"`` imitates a checkpoint whose token-classification head was never
+  trained (a base BioBERT loaded with ``AutoModelForTokenClassification``): every token comes
+  back as ``LABEL_0`` / ``LABEL_1`` with meaningless scores, which ``spcs-gateway doctor``
+  must catch.
 * zero-shot-image-classification: ``[{"label", "score"}]`` sorted by score, summing to 1.
 
 Nothing here logs or puts input text, entities or image bytes into exception messages:
@@ -34,7 +38,7 @@ from typing import Any
 
 from PIL import Image
 
-__all__ = ["BadInput", "ImageStandIn", "NerBackend"]
+__all__ = ["NER_HEADS", "BadInput", "ImageStandIn", "NerBackend"]
 
 
 class BadInput(Exception):  # noqa: N818 - name fixed by the emulator's contract
@@ -68,6 +72,11 @@ _TOKEN_RE = re.compile(r"\w+(?:['\u2019-]\w+)*|[^\w\s]")
 
 CHEMICAL = "CHEMICAL"
 DISEASE = "DISEASE"
+DEFAULT_ENTITY_LABELS = ("B-CHEMICAL", "I-CHEMICAL", "B-DISEASE", "I-DISEASE")
+TRAINED, UNTRAINED = "trained", "untrained"
+NER_HEADS = (TRAINED, UNTRAINED)
+# What an untrained 2-label head answers: transformers' default id2label names.
+_UNTRAINED_LABELS = ("LABEL_0", "LABEL_1")
 # On an identical span found by both dictionaries, the disease reading wins (order below).
 _KIND_PRIORITY = {DISEASE: 0, CHEMICAL: 1}
 
@@ -156,10 +165,49 @@ def _lexicon_score(word: str, label: str) -> float:
     return round(0.75 + 0.24 * _unit_interval(label.encode(), word.lower().encode()), 4)
 
 
-class NerBackend:
-    """Token classification from drug and disease dictionaries (exact, case-insensitive)."""
+def _label_map(entity_labels: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Entity kind -> (B- label, I- label), spelled as the deployment spells them.
 
-    name = "lexicon"
+    Only kinds with both a ``B-`` and an ``I-`` label are produced; the lexicons find
+    CHEMICAL and DISEASE mentions, so other kinds are accepted and never produced.
+    """
+    begins: dict[str, str] = {}
+    insides: dict[str, str] = {}
+    for label in entity_labels:
+        prefix, sep, kind = label.partition("-")
+        if not sep or prefix.upper() not in ("B", "I") or not kind:
+            raise ValueError("entity labels must be B-<KIND> or I-<KIND>")
+        (begins if prefix.upper() == "B" else insides)[kind.upper()] = label
+    return {kind: (begins[kind], insides[kind]) for kind in begins if kind in insides}
+
+
+class NerBackend:
+    """Token classification from drug and disease dictionaries (exact, case-insensitive).
+
+    ``entity_labels`` are the deployment's labels; ``head`` is ``"trained"`` (the lexicon) or
+    ``"untrained"`` (``LABEL_0`` / ``LABEL_1`` on every token) and may change at run time.
+    """
+
+    def __init__(
+        self, entity_labels: Sequence[str] = DEFAULT_ENTITY_LABELS, *, head: str = TRAINED
+    ) -> None:
+        self._labels = _label_map(entity_labels or DEFAULT_ENTITY_LABELS)
+        self.entity_labels = tuple(entity_labels or DEFAULT_ENTITY_LABELS)
+        self.head = head
+
+    @property
+    def head(self) -> str:
+        return self._head
+
+    @head.setter
+    def head(self, value: str) -> None:
+        if value not in NER_HEADS:
+            raise ValueError(f"ner head must be one of {', '.join(NER_HEADS)}")
+        self._head = value
+
+    @property
+    def name(self) -> str:
+        return "lexicon" if self._head == TRAINED else "lexicon/untrained-head"
 
     def warm_up(self) -> None:
         """Load the dictionaries now instead of on the first request."""
@@ -170,22 +218,27 @@ class NerBackend:
             raise BadInput("inputs must be text")
         if any(len(t) > MAX_TEXT_CHARS for t in texts):
             raise BadInput("input text is too long")
+        if self._head == UNTRAINED:
+            return [self._untrained(t) for t in texts]
         find_drugs, find_diseases = _load_lexicons()
         return [self._one(t, find_drugs, find_diseases) for t in texts]
 
-    @staticmethod
-    def _one(text: str, find_drugs: Finder, find_diseases: Finder) -> list[dict[str, Any]]:
+    def _one(self, text: str, find_drugs: Finder, find_diseases: Finder) -> list[dict[str, Any]]:
         tokens = _tokenize(text)
         if not tokens:
             return []
         words = [t.text for t in tokens]
-        mentions = _candidates(words, find_drugs(words, is_ignore_case=True), CHEMICAL)
-        mentions += _candidates(words, find_diseases(words, is_ignore_case=True), DISEASE)
+        mentions: list[_Mention] = []
+        if CHEMICAL in self._labels:
+            mentions += _candidates(words, find_drugs(words, is_ignore_case=True), CHEMICAL)
+        if DISEASE in self._labels:
+            mentions += _candidates(words, find_diseases(words, is_ignore_case=True), DISEASE)
         out: list[dict[str, Any]] = []
         for m in _resolve(mentions, tokens):
+            begin, inside = self._labels[m.kind]
             for pos in range(m.first, m.first + m.count):
                 tok = tokens[pos]
-                label = ("B-" if pos == m.first else "I-") + m.kind
+                label = begin if pos == m.first else inside
                 out.append(
                     {
                         "word": tok.text,
@@ -196,6 +249,26 @@ class NerBackend:
                         "end": tok.end,
                     }
                 )
+        return out
+
+    @staticmethod
+    def _untrained(text: str) -> list[dict[str, Any]]:
+        """Every token, labelled LABEL_0 or LABEL_1 with a near-coin-flip score: what the
+        pipeline answers when the classifier head is randomly initialised (no label is "O",
+        so nothing is filtered out)."""
+        out: list[dict[str, Any]] = []
+        for pos, tok in enumerate(_tokenize(text)):
+            draw = _unit_interval(b"untrained-head", tok.text.encode(), pos.to_bytes(4, "big"))
+            out.append(
+                {
+                    "word": tok.text,
+                    "score": round(0.5 + 0.12 * draw, 4),
+                    "entity": _UNTRAINED_LABELS[int(draw * 2)],
+                    "index": pos + 1,
+                    "start": tok.start,
+                    "end": tok.end,
+                }
+            )
         return out
 
 

@@ -1,5 +1,9 @@
 """Cortex Search emulation: full-text ranking over a table held by the emulator's ``Store``.
 
+Services are what ``CREATE CORTEX SEARCH SERVICE`` made (infra/snowflake/07_cortex_search.sql,
+stored in the account's catalog: ``catalog_lookup``), or a fixed mapping given by a test. The
+caller's role needs USAGE on the service (server.py asks ``Account.role_can_use_search``).
+
 REST contract (Snowflake REST API, "Query a Cortex Search Service"):
 ``POST /api/v2/databases/<db>/schemas/<schema>/cortex-search-services/<name>:query`` with body
 ``{"query": str, "columns": [str], "filter": {...}, "limit": 1..1000 (default 10)}``, answered
@@ -40,7 +44,6 @@ from typing import Any, Protocol
 
 __all__ = [
     "DEFAULT_SERVICE",
-    "DEFAULT_SERVICES",
     "CortexSearch",
     "SearchError",
     "SearchServiceSpec",
@@ -98,15 +101,31 @@ class SearchServiceSpec:
             raise ValueError("search and attribute columns must be among the service columns")
 
 
+# The service 07_cortex_search.sql creates (the gateway's API queries it).
 DEFAULT_SERVICE = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES_SEARCH"
-DEFAULT_SERVICES: dict[str, SearchServiceSpec] = {
-    DEFAULT_SERVICE: SearchServiceSpec(
-        source_table="PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES",
-        search_column="NOTE_TEXT",
-        attributes=("NOTE_TYPE", "DEPARTMENT", "PATIENT_ID"),
-        columns=("NOTE_ID", "PATIENT_ID", "NOTE_TYPE", "DEPARTMENT", "NOTE_DATE", "NOTE_TEXT"),
-    )
-}
+Lookup = Callable[[str], SearchServiceSpec | None]
+
+
+class _Catalog(Protocol):
+    def get(self, kind: str, name: str) -> Any: ...
+
+
+def catalog_lookup(catalog: _Catalog) -> Lookup:
+    """Services as ``CREATE CORTEX SEARCH SERVICE`` stored them in the account's catalog."""
+
+    def lookup(fqn: str) -> SearchServiceSpec | None:
+        found = catalog.get("CORTEX SEARCH SERVICE", fqn)
+        if found is None:
+            return None
+        props = found.props
+        return SearchServiceSpec(
+            source_table=str(props["source_table"]),
+            search_column=str(props["search_column"]),
+            attributes=tuple(props.get("attributes") or ()),
+            columns=tuple(props.get("columns") or ()),
+        )
+
+    return lookup
 
 
 def normalize_fqn(fqn: str) -> str:
@@ -285,16 +304,22 @@ class CortexSearch:
     """Cortex Search services over tables in the emulator's store."""
 
     def __init__(
-        self, store: SearchStore, services: Mapping[str, SearchServiceSpec] | None = None
+        self,
+        store: SearchStore,
+        services: Mapping[str, SearchServiceSpec] | None = None,
+        *,
+        lookup: Lookup | None = None,
     ) -> None:
+        """Services from ``lookup`` (FQN -> spec, e.g. ``catalog_lookup``) and/or a fixed
+        ``services`` mapping; with neither there are none."""
         self._store = store
-        specs = DEFAULT_SERVICES if services is None else services
         self._services: dict[str, SearchServiceSpec] = {}
-        for fqn, spec in specs.items():
+        for fqn, spec in (services or {}).items():
             key = normalize_fqn(fqn)
             if not key:
                 raise ValueError("search service names must be fully qualified")
             self._services[key] = spec
+        self._lookup = lookup
         self._lock = threading.Lock()
         self._indexes: dict[str, _Index] = {}
 
@@ -302,10 +327,19 @@ class CortexSearch:
     def services(self) -> dict[str, SearchServiceSpec]:
         return dict(self._services)
 
+    def service(self, service_fqn: str) -> SearchServiceSpec | None:
+        key = normalize_fqn(service_fqn)
+        if not key:
+            return None
+        spec = self._services.get(key)
+        if spec is None and self._lookup is not None:
+            spec = self._lookup(key)
+        return spec
+
     def query(self, service_fqn: str, body: Any) -> dict[str, Any]:
         """Answer one ``:query`` request; raises ``SearchError`` (400, 404, 500)."""
         key = normalize_fqn(service_fqn)
-        spec = self._services.get(key) if key else None
+        spec = self.service(service_fqn)
         if spec is None:
             raise SearchError(404, "not_found", "Cortex Search service does not exist")
         req = self._parse(spec, body)

@@ -14,6 +14,8 @@ all of this, written to ``config.config_out`` once everything listens.
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import logging
 import os
@@ -30,9 +32,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from spcs_models import spec as model_spec
+from spcs_models.spec import ModelDeployment
+
 from ..serving import ThreadedServer
 from .auth import AuthError, EmulatorAuth, load_public_key
-from .backends import ImageStandIn, NerBackend
+from .backends import NER_HEADS, ImageStandIn, NerBackend
 from .clock import Clock, SystemClock
 from .faults import FaultInjector, parse_faults
 from .ingress import (
@@ -40,6 +45,7 @@ from .ingress import (
     ZERO_SHOT_IMAGE_CLASSIFICATION,
     BytesEncoding,
     IngressApp,
+    IngressSettings,
     image_runner,
     token_classification_runner,
 )
@@ -56,50 +62,49 @@ DEFAULT_POOL = "ML_INFERENCE_POOL"
 
 @dataclass(frozen=True)
 class EmulatedService:
-    """A service to emulate plus what the registry document says about it."""
+    """A service to emulate: its deployment (``spcs_models.spec``: method, signature, entity
+    labels, queues, label sets) and the account's view of it (``state.ServiceSpec``)."""
 
-    name: str  # logical name in the gateway registry
+    deployment: ModelDeployment
     spec: ServiceSpec
-    queues: tuple[str, ...] = ()
-    label_sets: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:  # logical name in the gateway registry
+        return self.deployment.logical_name
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return self.deployment.queues
+
+    @property
+    def label_sets(self) -> dict[str, list[str]]:
+        return self.deployment.label_sets
+
+    @classmethod
+    def from_deployment(cls, deployment: ModelDeployment) -> EmulatedService:
+        return cls(deployment, service_spec(deployment))
+
+
+def service_spec(deployment: ModelDeployment) -> ServiceSpec:
+    """The account's ``ServiceSpec`` for a deployment (``ServiceSpec.from_deployment`` when
+    state.py offers it)."""
+    build = getattr(ServiceSpec, "from_deployment", None)
+    if build is not None:
+        built: ServiceSpec = build(deployment)
+        return built
+    return ServiceSpec(
+        fqn=deployment.service,
+        compute_pool=deployment.settings.compute_pool,
+        model_name=deployment.model_name.rsplit(".", 1)[-1],
+        model_version=deployment.version,
+        task=deployment.task,
+        method=deployment.method,
+    )
 
 
 def default_services() -> list[EmulatedService]:
-    """The two services of the seed guide, in compute pool ML_INFERENCE_POOL."""
-    return [
-        EmulatedService(
-            name="biobert_ner",
-            spec=ServiceSpec(
-                fqn="PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE",
-                compute_pool=DEFAULT_POOL,
-                model_name="BIOBERT_NER",
-                model_version="V1",
-                task=TOKEN_CLASSIFICATION,
-            ),
-            queues=("notes",),
-        ),
-        EmulatedService(
-            name="biomedclip",
-            spec=ServiceSpec(
-                fqn="PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE",
-                compute_pool=DEFAULT_POOL,
-                model_name="BIOMEDCLIP_CLASSIFIER",
-                model_version="V1",
-                task=ZERO_SHOT_IMAGE_CLASSIFICATION,
-            ),
-            queues=("images",),
-            label_sets={
-                "chest_xray": [
-                    "normal chest radiograph",
-                    "pneumonia",
-                    "pleural effusion",
-                    "cardiomegaly",
-                    "pneumothorax",
-                ],
-                "skin_lesion": ["benign nevus", "melanoma", "eczema", "impetigo"],
-            },
-        ),
-    ]
+    """The two model deployments of ``spcs_models.spec`` (compute pool ML_INFERENCE_POOL)."""
+    return [EmulatedService.from_deployment(d) for d in model_spec.DEPLOYMENTS]
 
 
 @dataclass
@@ -118,10 +123,24 @@ class EmulatorConfig:
     account_name: str = "LOCALTEST"
     user: str = "GATEWAY_SVC"
     role: str = "SPCS_GATEWAY_ROLE"
-    warehouse: str = "INFERENCE_WH"
+    warehouse: str = "GATEWAY_WH"  # the one infra/snowflake/01 creates and 03 grants
     bytes_encoding: BytesEncoding = "base64"
     tick_seconds: float = 0.5
     services: list[EmulatedService] = field(default_factory=default_services)
+    # Ingress limits and start-up behaviour (ingress.IngressSettings; README "Limits").
+    request_timeout_seconds: float = 60.0
+    idle_close_seconds: float = 90.0
+    startup_unauthorized_seconds: float = 1.0
+    startup_bad_gateway_fraction: float = 0.5
+    # "trained": the lexicon answers the deployment's entity labels; "untrained": every token
+    # LABEL_0/LABEL_1, like a checkpoint without a trained NER head (POST /admin/ner-head).
+    ner_head: str = "trained"
+    # The account is built by running infra/snowflake/*.sql once per state dir (bootstrap.py);
+    # the deployment step deploys ``services`` as ``deployer_role``.
+    setup_sql_dir: Path | None = None  # None: the repository's infra/snowflake
+    deployer_role: str = "MODEL_DEPLOYER_ROLE"
+    # Snowflake's own idle timer for MIN_INSTANCES = 0 services (real value undocumented).
+    min_zero_idle_secs: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +207,17 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
+def _registry_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """Drop the keys the installed gateway's registry model does not know yet, so the
+    document stays loadable while the gateway and the deployments evolve separately."""
+    try:
+        from spcs_gateway.registry import ServiceConfig
+    except ImportError:  # the emulator without the gateway: keep everything
+        return entry
+    known = set(ServiceConfig.model_fields)
+    return {k: v for k, v in entry.items() if k in known}
+
+
 class _Ticker(threading.Thread):
     def __init__(self, tick: Callable[[], None], every: float) -> None:
         super().__init__(name="emulator-ticker", daemon=True)
@@ -218,8 +248,11 @@ class EmulatorServer:
         self.account: Account | None = None
         self.auth: EmulatorAuth | None = None
         self.faults = FaultInjector(parse_faults(config.faults))
+        self.ner_backends: list[NerBackend] = []
         self._wire: Any = None
         self._search: Any = None
+        self.engine: Any = None  # the SqlEngine (built with the account; admin SQL runs on it)
+        self._image_backend: ImageStandIn | None = None
         self._url_map = Map(
             [
                 Rule("/oauth/token", endpoint="oauth", methods=["POST"]),
@@ -236,6 +269,12 @@ class EmulatorServer:
                     "/admin/services/<name>/<action>", endpoint="service_action", methods=["POST"]
                 ),
                 Rule("/admin/pools/<name>/<action>", endpoint="pool_action", methods=["POST"]),
+                Rule("/admin/ner-head", endpoint="ner_head", methods=["GET", "POST"]),
+                # Account administration (bootstrap.py): SQL as the emulator's administrator,
+                # a service or job of another owner, one more model deployment.
+                Rule("/admin/sql", endpoint="admin_sql", methods=["POST"]),
+                Rule("/admin/services", endpoint="add_service", methods=["POST"]),
+                Rule("/admin/deployments", endpoint="deployments", methods=["POST"]),
             ]
         )
 
@@ -259,19 +298,20 @@ class EmulatorServer:
         self.credentials = resolve_credentials(config)
         try:
             self.store = Store(config.state_dir)
-            specs = [svc.spec for svc in config.services]
             self.account = Account(
                 self.store,
                 self.clock,
-                specs,
                 resume_seconds=config.resume_seconds,
                 auto_resume=config.auto_resume,
-                start_suspended=config.start_suspended,
                 account_name=config.account_name,
+                min_zero_idle_secs=config.min_zero_idle_secs,
             )
+            self._build_account()
+            if config.start_suspended:
+                self.account.suspend_all("emulator started suspended")
             if not config.auto_resume:  # the flag wins over a setting kept in the state dir
-                for spec in specs:
-                    self.account.alter_service(spec.fqn, auto_resume=False)
+                for svc in config.services:
+                    self.account.alter_service(svc.spec.fqn, auto_resume=False)
             self.auth = EmulatorAuth(
                 config.account_name,
                 config.user,
@@ -289,58 +329,132 @@ class EmulatorServer:
             self.stop()
             raise
 
+    def _build_account(self) -> None:
+        """Run infra/snowflake/*.sql and the deployment step once per state dir
+        (``bootstrap.py``); the SQL engine is the account endpoint's."""
+        from .bootstrap import SQL_DIR, bootstrap
+        from .sqlengine import SqlEngine
+
+        assert self.account is not None
+        assert self.store is not None
+        assert self.credentials is not None
+        config = self.config
+        self.engine = SqlEngine(self.account, self.store)
+        keys = self.credentials.public_keys
+        der = (
+            keys[0].public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            if keys
+            else b""
+        )
+        cidrs = dict.fromkeys(["127.0.0.1/32", f"{config.host}/32"])
+        bootstrap(
+            self.engine,
+            variables={
+                "gateway_public_key": base64.b64encode(der).decode("ascii"),
+                "lambda_egress_cidrs": ", ".join(f"'{c}'" for c in cidrs),
+            },
+            deployments=[svc.deployment for svc in config.services],
+            sql_dir=config.setup_sql_dir or SQL_DIR,
+            deployer_role=config.deployer_role,
+        )
+        for svc in config.services:
+            try:
+                self.account.resolve(svc.spec.fqn)
+            except KeyError:
+                raise ValueError(
+                    f"the account has no service {svc.spec.fqn}: the set-up SQL and the "
+                    "deployment step did not create it"
+                ) from None
+
     def _start_ingress(self) -> None:
+        if self.config.ner_head not in NER_HEADS:
+            raise ValueError(f"ner_head must be one of {', '.join(NER_HEADS)}")
+        for offset, svc in enumerate(self.config.services):
+            self._start_service_ingress(svc, offset)
+
+    def _start_service_ingress(self, svc: EmulatedService, offset: int) -> IngressApp:
+        """The public endpoint of one deployed service, on its own loopback port."""
         assert self.account is not None
         assert self.auth is not None
         config = self.config
-        ner: NerBackend | None = None
-        image: ImageStandIn | None = None
-        for offset, svc in enumerate(config.services):
-            task = svc.spec.task
-            if task == TOKEN_CLASSIFICATION:
-                # The dictionaries load on the first NER request (~2.5 s of CPU), so an
-                # emulator that never sees a note does not pay for them.
-                ner = ner or NerBackend()
-                runner, backend_name = token_classification_runner(ner), ner.name
-            elif task == ZERO_SHOT_IMAGE_CLASSIFICATION:
-                image = image or ImageStandIn()
-                runner = image_runner(image, config.bytes_encoding)
-                backend_name = image.name
-            else:
-                raise ValueError(f"unsupported task {task!r} for {svc.spec.fqn}")
-            app = IngressApp(
-                fqn=self.account.resolve(svc.spec.fqn),
-                names=(svc.name,),
-                method=svc.spec.method,
-                task=task,
-                runner=runner,
-                backend_name=backend_name,
-                account=self.account,
-                auth=self.auth,
-                faults=self.faults,
-            )
-            port = 0 if config.ingress_port_base is None else config.ingress_port_base + offset
-            server = self._serve(app, port, f"ingress-{svc.name}")
-            app.scope_host = f"{config.host}:{server.port}"
-            self.account.set_ingress_url(app.fqn, app.scope_host)
-            self.ingress[svc.name] = app
-            self._by_name[svc.name] = svc
+        settings = IngressSettings(
+            request_timeout_seconds=config.request_timeout_seconds,
+            startup_unauthorized_seconds=config.startup_unauthorized_seconds,
+            startup_bad_gateway_fraction=config.startup_bad_gateway_fraction,
+        )
+        deployment = svc.deployment
+        task = deployment.task
+        if task == TOKEN_CLASSIFICATION:
+            # The dictionaries load on the first NER request (~2.5 s of CPU), so an
+            # emulator that never sees a note does not pay for them.
+            ner = NerBackend(deployment.entity_labels, head=config.ner_head)
+            self.ner_backends.append(ner)
+            runner = token_classification_runner(ner, deployment.signature)
+            # A getter, not the name: it follows /admin/ner-head.
+            backend_name: Any = functools.partial(getattr, ner, "name")
+        elif task == ZERO_SHOT_IMAGE_CLASSIFICATION:
+            image = self._image_backend = self._image_backend or ImageStandIn()
+            runner = image_runner(image, config.bytes_encoding, deployment.signature)
+            backend_name = image.name
+        else:
+            raise ValueError(f"unsupported task {task!r} for {svc.spec.fqn}")
+        app = IngressApp(
+            fqn=self.account.resolve(svc.spec.fqn),
+            names=(svc.name,),
+            deployment=deployment,
+            runner=runner,
+            backend_name=backend_name,
+            account=self.account,
+            auth=self.auth,
+            faults=self.faults,
+            settings=settings,
+            clock=self.clock,
+        )
+        port = 0 if config.ingress_port_base is None else config.ingress_port_base + offset
+        server = self._serve(
+            app, port, f"ingress-{svc.name}", idle_timeout=config.idle_close_seconds
+        )
+        app.scope_host = f"{config.host}:{server.port}"
+        self.account.set_ingress_url(app.fqn, app.scope_host)
+        self.ingress[svc.name] = app
+        self._by_name[svc.name] = svc
+        return app
+
+    def deploy(self, deployment: ModelDeployment, owner_role: str | None = None) -> IngressApp:
+        """Deploy one more model service (``Account.create_model_service`` as the deployer
+        role) and serve its public endpoint; the registry document then lists it too."""
+        assert self.account is not None
+        if deployment.logical_name in self.ingress:
+            raise ValueError(f"a service named {deployment.logical_name!r} is served already")
+        self.account.create_model_service(deployment, owner_role or self.config.deployer_role)
+        svc = EmulatedService.from_deployment(deployment)
+        self.config.services.append(svc)
+        app = self._start_service_ingress(svc, len(self.config.services) - 1)
+        if self.config.config_out is not None:
+            self.write_config(self.config.config_out)
+        return app
 
     def _start_account_endpoint(self) -> None:
         # Imported here: the SQL side is the biggest import and only this endpoint needs it.
-        from .search import CortexSearch
+        from .search import CortexSearch, catalog_lookup
         from .sqlengine import SqlEngine
         from .wire import WireProtocol
 
         assert self.account is not None
         assert self.store is not None
-        engine = SqlEngine(self.account, self.store)
+        engine = self.engine or SqlEngine(self.account, self.store)
         self._wire = WireProtocol(engine, self._authenticate_login, now=self.clock.now)
-        self._search = CortexSearch(self.store)
+        self._search = CortexSearch(self.store, lookup=catalog_lookup(self.account.catalog))
         self._account_server = self._serve(self._account_app, self.config.port, "account")
 
-    def _serve(self, app: Any, port: int, name: str) -> ThreadedServer:
-        server = ThreadedServer(app, host=self.config.host, port=port, name=name)
+    def _serve(
+        self, app: Any, port: int, name: str, *, idle_timeout: float | None = None
+    ) -> ThreadedServer:
+        server = ThreadedServer(
+            app, host=self.config.host, port=port, name=name, idle_timeout=idle_timeout
+        )
         self._servers.append(server)
         return server
 
@@ -378,21 +492,15 @@ class EmulatorServer:
         services = []
         for name, app in self.ingress.items():
             svc = self._by_name[name]
-            services.append(
-                {
-                    "name": name,
-                    "service": app.fqn,
-                    "compute_pool": svc.spec.compute_pool,
-                    "url": self.ingress_url(name),
-                    "method": svc.spec.method,
-                    "task": svc.spec.task,
-                    "model_version": svc.spec.model_version,
-                    "queues": list(svc.queues),
-                    "label_sets": svc.label_sets,
-                    "max_batch_rows": 32,
-                    "bytes_encoding": config.bytes_encoding,
-                }
+            entry = svc.deployment.registry_entry(self.ingress_url(name))
+            entry.update(
+                service=app.fqn,
+                compute_pool=svc.spec.compute_pool,
+                model_version=svc.spec.model_version,
+                label_sets=svc.label_sets,
+                bytes_encoding=config.bytes_encoding,
             )
+            services.append(_registry_fields(entry))
         return {
             "version": 1,
             "allow_http_loopback": True,
@@ -473,12 +581,15 @@ class EmulatorServer:
         if not sep or verb != "query":
             return _json(404, {"code": "404", "message": "unknown Cortex Search operation"})
         try:
-            self.auth.verify_bearer(
+            user = self.auth.verify_bearer(
                 request.headers.get("Authorization"),
                 request.headers.get("X-Snowflake-Authorization-Token-Type"),
             )
         except AuthError as exc:
             return _json(exc.status, {"code": str(exc.status), "message": exc.message})
+        refused = self._search_refused(user, f"{db}.{schema}.{name}")
+        if refused is not None:
+            return refused
         try:
             body = json.loads(request.get_data(cache=False) or b"{}")
         except (ValueError, UnicodeDecodeError):
@@ -490,6 +601,25 @@ class EmulatorServer:
         except SearchError as exc:
             return _json(exc.status, {"code": exc.code, "message": exc.message})
         return _json(200, result)
+
+    def _search_refused(self, user: str, fqn: str) -> Response | None:
+        """404 for an unknown service, 403 when the caller's (default) role lacks USAGE."""
+        assert self.account is not None
+        if self._search.service(fqn) is None:
+            return None  # query() answers the 404
+        role = self.account.user_default_role(user) or "PUBLIC"
+        if self.account.role_can_use_search(role, self._search_key(fqn)):
+            return None
+        return _json(
+            403,
+            {"code": "403", "message": "the caller's role lacks USAGE on the search service"},
+        )
+
+    @staticmethod
+    def _search_key(fqn: str) -> str:
+        from .search import normalize_fqn
+
+        return normalize_fqn(fqn)
 
     # -- admin API ------------------------------------------------------------------------------
 
@@ -508,10 +638,35 @@ class EmulatorServer:
                 for name, app in self.ingress.items()
             },
             "faults": [spec.to_text() for spec in self.faults.specs],
+            "ner_head": self.ner_head,
         }
 
     def _on_status(self, request: Request) -> Response:
         return _json(200, self.status())
+
+    @property
+    def ner_head(self) -> str:
+        return self.ner_backends[0].head if self.ner_backends else self.config.ner_head
+
+    def set_ner_head(self, head: str) -> None:
+        """Switch every NER service between the trained lexicon and an untrained head."""
+        if head not in NER_HEADS:
+            raise ValueError(f"ner_head must be one of {', '.join(NER_HEADS)}")
+        for backend in self.ner_backends:
+            backend.head = head
+        self.config.ner_head = head
+
+    def _on_ner_head(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = json.loads(request.get_data(cache=False) or b"{}")
+                head = body.get("ner_head") if isinstance(body, dict) else None
+                if not isinstance(head, str):
+                    raise ValueError('expected {"ner_head": "trained" | "untrained"}')
+                self.set_ner_head(head)
+            except ValueError as exc:  # our own messages: no request values in them
+                return _json(400, {"error": "bad_ner_head", "message": str(exc)})
+        return _json(200, {"ner_head": self.ner_head})
 
     def _on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -573,3 +728,84 @@ class EmulatorServer:
         except LifecycleError as exc:
             return _json(409, {"error": "conflict", "message": exc.message})
         return _json(200, {"compute_pools": self.account.snapshot()["compute_pools"]})
+
+    def _on_admin_sql(self, request: Request) -> Response:
+        """SQL as the emulator's administrator: ``{"sql", "role", "variables"}``."""
+        from .bootstrap import Admin, admin_sql
+
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "bad_request", "message": "body is not JSON"})
+        answer = admin_sql(Admin(self.engine), body)
+        return _json(answer.status, answer.body)
+
+    def _on_add_service(self, request: Request) -> Response:
+        """A service (or job) the gateway does not manage, owned by another role:
+        ``{"name": "DB.SCHEMA.SVC", "owner_role": "OTHER_ROLE", "compute_pool": ...,
+        "job": false, "job_seconds": 3600, "min_instances": 1, "public": false}``. The role is
+        created when missing (granted to nobody)."""
+        from .privileges import ACCOUNTADMIN, ROLE, AccessError
+
+        assert self.account is not None
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+            if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+                raise ValueError('expected {"name": "DB.SCHEMA.SERVICE", ...}')
+            owner = str(body.get("owner_role") or "OTHER_TEAM_ROLE").upper()
+            pool = str(body.get("compute_pool") or model_spec.ServiceSettings().compute_pool)
+            job = bool(body.get("job", False))
+            self.account.catalog.create(ROLE, owner, ACCOUNTADMIN, {}, if_not_exists=True)
+            self.account.create_service(
+                ServiceSpec(
+                    fqn=body["name"],
+                    compute_pool=pool,
+                    public=bool(body.get("public", False)),
+                    is_job=job,
+                ),
+                owner,
+                min_instances=body.get("min_instances", 1),
+                max_instances=body.get("max_instances", body.get("min_instances", 1)),
+                auto_suspend_secs=body.get("auto_suspend_secs", 0),
+                job_seconds=float(body.get("job_seconds", 3600)) if job else None,
+            )
+            fqn = self.account.resolve(body["name"])
+        except (ValueError, TypeError, KeyError) as exc:
+            return _json(400, {"error": "bad_request", "message": str(exc)})
+        except AccessError as exc:
+            return _json(409, {"error": "conflict", "message": exc.message})
+        except LifecycleError as exc:
+            return _json(409, {"error": "conflict", "message": exc.message})
+        rows = [s for s in self.account.snapshot()["services"] if s["name"] == fqn]
+        return _json(201, rows[0])
+
+    def _on_deployments(self, request: Request) -> Response:
+        """One more model deployment, like the deployment tool's, with its own endpoint:
+        ``{"base": "biomedclip", "logical_name": ..., "service": ..., "model_name": ...,
+        "version": ..., "signature": {...} | "hf-zero-shot", "settings": {...},
+        "owner_role": ...}`` (bootstrap.deployment_from_request)."""
+        from .bootstrap import deployment_from_request
+        from .privileges import AccessError
+
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            deployment = deployment_from_request(body)
+            owner = body.get("owner_role")
+            app = self.deploy(deployment, str(owner) if owner else None)
+        except (ValueError, TypeError) as exc:
+            return _json(400, {"error": "bad_request", "message": str(exc)})
+        except (AccessError, LifecycleError) as exc:
+            return _json(409, {"error": "conflict", "message": exc.message})
+        entry = next(
+            s for s in self.config_document()["services"] if s["name"] == deployment.logical_name
+        )
+        return _json(
+            201,
+            {
+                "service": app.fqn,
+                "url": self.ingress_url(deployment.logical_name),
+                "registry_entry": entry,
+            },
+        )

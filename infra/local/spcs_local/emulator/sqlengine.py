@@ -1,14 +1,24 @@
 """SQL text + bindings -> result set, or a Snowflake-style error.
 
-Two families of statements:
+Three families of statements:
 
 - the SPCS control surface (ALTER SERVICE, SHOW SERVICES, DESCRIBE SERVICE, SHOW SERVICE
   CONTAINERS / INSTANCES, SHOW ENDPOINTS, ALTER COMPUTE POOL, SHOW COMPUTE POOLS, USE ...,
   SYSTEM$ functions, CURRENT_*()), answered from ``state.Account``;
+- account-level statements (databases, schemas, warehouses, roles, users, network rules and
+  policies, compute pools, CREATE SERVICE, Cortex Search services, functions, GRANT / REVOKE,
+  SHOW GRANTS, SHOW VERSIONS IN MODEL ...), in ``ddl.py``;
 - DDL/DML/queries on user tables (CREATE TABLE, INSERT, SELECT, UPDATE, DELETE, MERGE),
   parsed with sqlglot (Snowflake dialect), rewritten for SQLite and run on the shared store.
   Snowflake functions without a faithful SQLite translation (PARSE_JSON, TO_TIMESTAMP_TZ,
   DATEADD, CURRENT_TIMESTAMP) become SQLite user functions, so the emulator clock applies.
+
+Access control (``privileges.py``): every statement runs with the session's roles. SHOW lists
+only what they can see; a statement naming an object they cannot see fails with 002003
+("does not exist or not authorized", ``ALTER ... IF EXISTS`` then succeeds silently), one
+without the needed privilege with 003001. Table statements need the table privilege of each
+table they touch (checked before running, so also when no row would change) and a current
+warehouse the roles may use.
 
 Bound values never enter the SQL text that sqlglot sees: each placeholder becomes a sentinel
 literal that is turned back into a SQLite ``?`` after transpiling. Error messages never echo
@@ -34,6 +44,19 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
+from .privileges import (
+    COMPUTE_POOL,
+    DATABASE,
+    OWNERSHIP,
+    PUBLIC,
+    SCHEMA,
+    SERVICE,
+    TABLE,
+    WAREHOUSE,
+    AccessError,
+    insufficient,
+    not_found,
+)
 from .state import (
     Account,
     InvalidPropertyError,
@@ -48,6 +71,7 @@ from .store import Store, TableColumn, quote_ident
 __all__ = [
     "STATEMENT_TYPE_IDS",
     "Column",
+    "LoginError",
     "ResultSet",
     "SessionInfo",
     "SqlEngine",
@@ -90,6 +114,16 @@ class SqlError(Exception):
     @property
     def code_str(self) -> str:
         return f"{self.code:06d}"
+
+
+class LoginError(Exception):
+    """A login Snowflake refuses after the credential checked out (unknown or disabled user,
+    role not granted, network policy); the wire layer answers it as a failed login."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _syntax_error(detail: str = "") -> SqlError:
@@ -144,6 +178,8 @@ class SessionInfo:
     warehouse: str | None = None
     session_id: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Secondary roles: "ALL" (every role granted to the user), a list of roles, or None.
+    secondary_roles: Any = None
 
 
 # -- Snowflake types ----------------------------------------------------------------------
@@ -411,6 +447,31 @@ def _unquote(s: str) -> str:
     return s.replace("''", "'").replace("\\'", "'")
 
 
+def _upper_ident(name: str) -> str:
+    """An identifier with Snowflake's case rules (unquoted: upper-cased)."""
+    try:
+        return ".".join(split_identifier(name))
+    except ValueError:
+        return name.upper()
+
+
+def _role_not_assigned(role: str) -> SqlError:
+    return SqlError(
+        3013,
+        "42501",
+        f"SQL compilation error:\nRequested role '{role}' is not assigned to the executing "
+        "user. Specify another role to activate.",
+    )
+
+
+def _cannot_use() -> SqlError:
+    return SqlError(
+        2043,
+        "02000",
+        "SQL compilation error:\nObject does not exist, or operation cannot be performed.",
+    )
+
+
 def _bool_text(value: bool) -> str:
     return "true" if value else "false"
 
@@ -482,7 +543,6 @@ _SERVICE_CONSTANTS: dict[str, Any] = {
     "external_access_integrations": "[]",
     "owner_role_type": "ROLE",
     "query_warehouse": None,
-    "is_job": "false",
     "is_async_job": "false",
     "is_upgrading": "false",
     "managing_object_domain": None,
@@ -495,15 +555,16 @@ def _service_values(s: ServiceRow) -> tuple[Any, ...]:
 
 
 def _service_spec_yaml(s: ServiceRow) -> str:
+    model = (s.model_name.rsplit(".", 1)[-1] or s.name).lower()
     return (
         "spec:\n"
         "  containers:\n"
         f'  - name: "{s.containers[0].container_name if s.containers else "model-inference"}"\n'
-        f'    image: "/spcs-local/images/{s.model_name.lower()}:{s.model_version.lower()}"\n'
+        f'    image: "/spcs-local/images/{model}:{(s.model_version or "latest").lower()}"\n'
         "  endpoints:\n"
         f'  - name: "{s.endpoint_name}"\n'
         f"    port: {ENDPOINT_PORT}\n"
-        "    public: true\n"
+        f"    public: {_bool_text(s.public)}\n"
     )
 
 
@@ -534,7 +595,6 @@ _POOL_COLUMNS: list[Column] = [
 
 
 _POOL_CONSTANTS: dict[str, Any] = {
-    "num_jobs": 0,
     "is_exclusive": "false",
     "application": None,
     "budget": None,
@@ -596,6 +656,108 @@ class SqlEngine:
         self._udf_error: SqlError | None = None  # set by a failing SQLite user function
         with store.connection() as conn:
             self._register_functions(conn)
+        from .ddl import AccountStatements  # imports this module: after it is loaded
+
+        self.ddl = AccountStatements(self)
+        self.catalog = account.catalog
+
+    # -- sessions -------------------------------------------------------------------------
+    def roles(self, session: SessionInfo) -> frozenset[str]:
+        """The roles whose privileges the session has (primary hierarchy + secondary)."""
+        return self.catalog.active_roles(session.user, session.role, session.secondary_roles)
+
+    def open_session(
+        self,
+        user: str,
+        *,
+        role: str | None = None,
+        warehouse: str | None = None,
+        database: str | None = None,
+        schema: str | None = None,
+        client_ip: str | None = None,
+        session_id: int = 0,
+    ) -> SessionInfo:
+        """A new session for an authenticated user, as Snowflake sets it up at login: the
+        user must exist and not be disabled, its network policy must allow ``client_ip``, the
+        role is the requested one (which must be granted to the user) or the user's default
+        role (else PUBLIC); warehouse, database and schema are kept when the role may use them
+        (else the session has none), defaulting to the user's DEFAULT_WAREHOUSE and
+        DEFAULT_NAMESPACE. Raises LoginError."""
+        catalog = self.catalog
+        name = user.upper()
+        found = catalog.user(name)
+        if found is None or str(found.props.get("DISABLED", "FALSE")).upper() == "TRUE":
+            raise LoginError(390100, "Incorrect username or password was specified.")
+        if not self.ddl.network_policy_allows(name, client_ip):
+            raise LoginError(
+                390422,
+                f"Incoming request with IP/Token {client_ip} is not allowed to access Snowflake. "
+                "Contact your account administrator.",
+            )
+        if role:
+            try:
+                wanted = ".".join(split_identifier(role))
+            except ValueError:
+                wanted = role.upper()
+            if not catalog.role_exists(wanted) or wanted not in catalog.available_roles(name):
+                raise LoginError(
+                    390189,
+                    f"Role '{wanted}' specified in the connect string is not granted to this "
+                    "user. Contact your local system administrator, or attempt to login with "
+                    "another role, e.g. PUBLIC.",
+                )
+        else:
+            wanted = catalog.user_default_role(name) or PUBLIC
+        secondary_default = found.props.get("DEFAULT_SECONDARY_ROLES", ["ALL"])
+        secondary: Any = (
+            "ALL"
+            if isinstance(secondary_default, list)
+            and [str(r).upper() for r in secondary_default] == ["ALL"]
+            else None
+        )
+        info = SessionInfo(
+            account=self.account.account_name,
+            user=name,
+            role=wanted,
+            session_id=session_id,
+            secondary_roles=secondary,
+        )
+        roles = self.roles(info)
+        wh = warehouse or found.props.get("DEFAULT_WAREHOUSE")
+        if wh:
+            wh_name = _upper_ident(str(wh))
+            if catalog.exists(WAREHOUSE, wh_name) and catalog.holds(
+                roles, WAREHOUSE, wh_name, ("USAGE",)
+            ):
+                info.warehouse = wh_name
+        namespace = found.props.get("DEFAULT_NAMESPACE")
+        if not database and isinstance(namespace, str) and namespace:
+            database, _, schema_default = namespace.partition(".")
+            schema = schema or schema_default or None
+        if database:
+            db = _upper_ident(database)
+            if catalog.exists(DATABASE, db) and catalog.visible(roles, DATABASE, db):
+                info.database = db
+                sc = _upper_ident(schema) if schema else "PUBLIC"
+                if catalog.exists(SCHEMA, f"{db}.{sc}") and catalog.visible(
+                    roles, SCHEMA, f"{db}.{sc}"
+                ):
+                    info.schema = sc
+        return info
+
+    def _require_warehouse(self, session: SessionInfo) -> None:
+        wh = session.warehouse
+        if wh and self.catalog.holds(self.roles(session), WAREHOUSE, wh, ("USAGE",)):
+            return
+        raise SqlError(
+            606,
+            "57P03",
+            "No active warehouse selected in the current session.  Select an active warehouse "
+            "with the 'use warehouse' command.\n",
+        )
+
+    def resolve_table(self, table: exp.Table, session: SessionInfo) -> str:
+        return self._resolve_table(table, session)
 
     # -- entry point ----------------------------------------------------------------------
     def execute(
@@ -609,7 +771,8 @@ class SqlEngine:
                 body = body[:-1].rstrip()
             if not body:
                 raise SqlError(900, "42000", "SQL compilation error:\nEmpty SQL statement.")
-            if ";" in _SENTINEL_RE.sub("''", re.sub(_STR, "''", body)):
+            flat = re.sub(r"\$\$.*?\$\$", "''", body, flags=re.DOTALL)
+            if ";" in _SENTINEL_RE.sub("''", re.sub(_STR, "''", flat)):
                 raise SqlError(
                     8,
                     "0A000",
@@ -622,6 +785,8 @@ class SqlEngine:
             return self._user_sql(bound, session)
         except SqlError:
             raise
+        except AccessError as exc:
+            raise SqlError(exc.code, exc.sqlstate, exc.message) from None
         except LifecycleError as exc:
             raise self._lifecycle_error(exc) from None
         except sqlite3.Error as exc:
@@ -696,7 +861,8 @@ class SqlEngine:
                 sql,
                 "SERVICE",
                 _QID,
-                lambda name: self._service(name, session).fqn,
+                lambda name: self._service_fqn(name, session),
+                lambda fqn: self._authorize(session, SERVICE, fqn, ("OPERATE",)),
                 (account.suspend_service, account.resume_service, account.alter_service),
             )
         if first == "ALTER" and second == "COMPUTE":
@@ -705,15 +871,13 @@ class SqlEngine:
                 sql,
                 "COMPUTE POOL",
                 _ID,
-                lambda name: self._pool(name).name,
+                lambda name: self._pool_name(name, session),
+                lambda pool: self._authorize(session, COMPUTE_POOL, pool, ("OPERATE", "MODIFY")),
                 (account.suspend_pool, account.resume_pool, account.alter_pool),
             )
-        if first == "ALTER" and second == "SESSION":
-            if re.match(r"\s*ALTER\s+SESSION\s+(SET|UNSET)\s+", sql, flags):
-                return ResultSet(
-                    [text("status")], [("Statement executed successfully.",)], 1, "ALTER_SESSION"
-                )
-            raise _syntax_error()
+        handled = self.ddl.handle(sql, session)
+        if handled is not None:
+            return handled
         if first == "SHOW":
             return self._show(sql, session)
         if first in {"DESC", "DESCRIBE"}:
@@ -726,7 +890,7 @@ class SqlEngine:
                 )
             m = re.match(rf"\s*DESC(?:RIBE)?\s+COMPUTE\s+POOL\s+({_ID})\s*$", sql, flags)
             if m:
-                pool = self._pool(m.group(1))
+                pool = self._pool(m.group(1), session)
                 return ResultSet(_POOL_COLUMNS, [_pool_values(pool)], 1, "DESCRIBE")
             return None if second == "TABLE" else self._raise_unsupported(sql)
         if first == "USE":
@@ -734,10 +898,6 @@ class SqlEngine:
         if first in {"BEGIN", "COMMIT", "ROLLBACK"} or (
             first == "START" and second == "TRANSACTION"
         ):
-            return _status()
-        if first in {"CREATE", "DROP"} and second in {"DATABASE", "SCHEMA", "WAREHOUSE", "ROLE"}:
-            return _status(f"{second.title()} statement executed successfully.")
-        if first in {"GRANT", "REVOKE"}:
             return _status()
         if first in {"SELECT", "CALL"} and re.search(
             r"SYSTEM\$|CURRENT_\w+\s*\(|COMPUTE_POOL_USAGE_HISTORY", sql, flags
@@ -751,21 +911,45 @@ class SqlEngine:
         words = re.findall(r"[A-Za-z_]+", prefix)[:3] or ["statement"]
         raise _unsupported(" ".join(w.upper() for w in words))
 
-    def _service(self, name: str, session: SessionInfo) -> ServiceRow:
+    def _authorize(
+        self, session: SessionInfo, object_type: str, name: str, privileges: Sequence[str]
+    ) -> None:
+        """003001 unless the session's roles hold one of ``privileges`` (or OWNERSHIP)."""
+        if not self.catalog.holds(self.roles(session), object_type, name, privileges):
+            raise insufficient(object_type, name.rsplit(".", 1)[-1])
+
+    def _service_fqn(self, name: str, session: SessionInfo) -> str:
+        """A service the session's roles can see (any privilege on it), else 002003."""
         try:
             fqn = self.account.resolve(name, database=session.database, schema=session.schema)
         except KeyError:
             try:
                 fqn = self.account.resolve(name)
             except KeyError:
-                raise _not_found("Service", self._display(name)) from None
+                raise not_found(SERVICE, self._display(name)) from None
+        if not self.catalog.visible(self.roles(session), SERVICE, fqn):
+            raise not_found(SERVICE, self._display(name))
+        return fqn
+
+    def _service(
+        self, name: str, session: SessionInfo, privileges: Sequence[str] = ()
+    ) -> ServiceRow:
+        fqn = self._service_fqn(name, session)
+        if privileges:
+            self._authorize(session, SERVICE, fqn, privileges)
         return self.account.service(fqn)
 
-    def _pool(self, name: str) -> PoolRow:
+    def _pool_name(self, name: str, session: SessionInfo) -> str:
         try:
-            return self.account.pool(self.account.resolve_pool(name))
+            pool = self.account.resolve_pool(name)
         except KeyError:
-            raise _not_found("Compute pool", self._display(name)) from None
+            raise not_found(COMPUTE_POOL, self._display(name)) from None
+        if not self.catalog.visible(self.roles(session), COMPUTE_POOL, pool):
+            raise not_found(COMPUTE_POOL, self._display(name))
+        return pool
+
+    def _pool(self, name: str, session: SessionInfo) -> PoolRow:
+        return self.account.pool(self._pool_name(name, session))
 
     @staticmethod
     def _display(name: str) -> str:
@@ -780,12 +964,15 @@ class SqlEngine:
         object_type: str,
         name_re: str,
         find: Callable[[str], str],
+        authorize: Callable[[str], None],
         actions: tuple[Callable[[str], None], Callable[[str], None], Callable[..., None]],
     ) -> ResultSet:
         """ALTER <object_type> [IF EXISTS] <name> SUSPEND | RESUME | SET <prop> = <value> ...
 
-        ``find`` maps the name to the account's key (raising SqlError when unknown);
-        ``actions`` are the account's (suspend, resume, alter) for that object type.
+        ``find`` maps the name to the account's key, raising 002003 when the object does not
+        exist or the session's roles cannot see it (then IF EXISTS succeeds doing nothing, as
+        in Snowflake); ``authorize`` raises 003001 when they may not operate it; ``actions``
+        are the account's (suspend, resume, alter) for that object type.
         """
         flags = re.IGNORECASE | re.DOTALL
         keyword = r"\s+".join(object_type.split())
@@ -795,21 +982,22 @@ class SqlEngine:
         if_exists, name, rest = bool(m.group(1)), m.group(2), m.group(3).strip()
         try:
             key = find(name)
-        except SqlError:
+        except AccessError:
             if if_exists:
                 return _status()
             raise
         suspend, resume, alter = actions
         action = rest.upper()
         sm = re.match(r"SET\s+(.*)$", rest, flags)
+        if action not in {"SUSPEND", "RESUME"} and not sm:
+            return self._raise_unsupported(f"ALTER {object_type} {rest}")
+        authorize(key)
         if action == "SUSPEND":
             suspend(key)
         elif action == "RESUME":
             resume(key)
         elif sm:
             alter(key, **self._properties(sm.group(1)))
-        else:
-            return self._raise_unsupported(f"ALTER {object_type} {rest}")
         return _status()
 
     @staticmethod
@@ -830,30 +1018,63 @@ class SqlEngine:
         return props
 
     def _use(self, sql: str, session: SessionInfo) -> ResultSet:
-        m = re.match(
-            rf"\s*USE\s+(?:(ROLE|WAREHOUSE|DATABASE|SCHEMA|SECONDARY\s+ROLES)\s+)?({_QID})\s*$",
-            sql,
-            re.IGNORECASE | re.DOTALL,
-        )
+        flags = re.IGNORECASE | re.DOTALL
+        sm = re.match(r"\s*USE\s+SECONDARY\s+ROLES?\s+(.*?)\s*$", sql, flags)
+        if sm:
+            value = sm.group(1).strip().upper()
+            if value == "ALL":
+                session.secondary_roles = "ALL"
+            elif value == "NONE":
+                session.secondary_roles = None
+            else:
+                wanted = [_upper_ident(r) for r in re.split(r"\s*,\s*", sm.group(1).strip())]
+                available = self.catalog.available_roles(session.user)
+                for role in wanted:
+                    if role not in available:
+                        raise _role_not_assigned(role)
+                session.secondary_roles = wanted
+            return ResultSet([text("status")], [("Statement executed successfully.",)], 1, "USE")
+        m = re.match(rf"\s*USE\s+(?:(ROLE|WAREHOUSE|DATABASE|SCHEMA)\s+)?({_QID})\s*$", sql, flags)
         if not m:
             raise _syntax_error()
         kind = (m.group(1) or "DATABASE").upper()
         parts = split_identifier(m.group(2))
+        catalog = self.catalog
         if kind == "ROLE":
-            session.role = parts[-1]
+            role = ".".join(parts)
+            if not catalog.role_exists(role):
+                raise not_found("ROLE", role)
+            if role not in catalog.available_roles(session.user):
+                raise _role_not_assigned(role)
+            session.role = role
         elif kind == "WAREHOUSE":
-            session.warehouse = parts[-1]
+            name = ".".join(parts)
+            if not catalog.exists(WAREHOUSE, name) or not catalog.holds(
+                self.roles(session), WAREHOUSE, name, ("USAGE",)
+            ):
+                raise _cannot_use()
+            session.warehouse = name
         elif kind == "DATABASE":
             if len(parts) != 1:
                 raise _syntax_error()
+            if not catalog.exists(DATABASE, parts[0]) or not catalog.visible(
+                self.roles(session), DATABASE, parts[0]
+            ):
+                raise _cannot_use()
             session.database, session.schema = parts[0], "PUBLIC"
         elif kind == "SCHEMA":
             if len(parts) == 2:
-                session.database, session.schema = parts
-            elif len(parts) == 1:
-                session.schema = parts[0]
+                database, schema = parts
+            elif len(parts) == 1 and session.database:
+                database, schema = session.database, parts[0]
             else:
                 raise _syntax_error()
+            name = f"{database}.{schema}"
+            if not catalog.exists(SCHEMA, name) or not catalog.visible(
+                self.roles(session), SCHEMA, name
+            ):
+                raise _cannot_use()
+            session.database, session.schema = database, schema
         return ResultSet([text("status")], [("Statement executed successfully.",)], 1, "USE")
 
     def _show(self, sql: str, session: SessionInfo) -> ResultSet:
@@ -862,7 +1083,7 @@ class SqlEngine:
             rf"\s*SHOW\s+SERVICE\s+(CONTAINERS|INSTANCES)\s+IN\s+SERVICE\s+({_QID})\s*$", sql, flags
         )
         if m:
-            row = self._service(m.group(2), session)
+            row = self._service(m.group(2), session, ("MONITOR",))
             return (
                 self._containers(row)
                 if m.group(1).upper() == "CONTAINERS"
@@ -870,7 +1091,7 @@ class SqlEngine:
             )
         m = re.match(rf"\s*SHOW\s+ENDPOINTS\s+IN\s+SERVICE\s+({_QID})\s*$", sql, flags)
         if m:
-            return self._endpoints(self._service(m.group(1), session))
+            return self._endpoints(self._service(m.group(1), session, ("USAGE",)))
         m = re.match(
             rf"\s*SHOW\s+(JOB\s+)?SERVICES(\s+EXCLUDE\s+JOBS)?(?:\s+LIKE\s+{_STR})?"
             rf"(?:\s+IN\s+(ACCOUNT|DATABASE(?:\s+(?!STARTS\b|LIMIT\b){_ID})?|SCHEMA(?:\s+(?!STARTS\b|LIMIT\b){_QID})?"
@@ -880,21 +1101,25 @@ class SqlEngine:
             flags,
         )
         if m:
-            if m.group(1):  # SHOW JOB SERVICES: the emulator runs no job services
-                return ResultSet(_SERVICE_COLUMNS, [], 0, "SHOW")
             return self._show_services(
                 session,
                 like=_unquote(m.group(3)) if m.group(3) is not None else None,
                 scope=m.group(4),
                 starts=_unquote(m.group(5)) if m.group(5) is not None else None,
                 limit=int(m.group(6)) if m.group(6) else None,
+                jobs="only" if m.group(1) else ("exclude" if m.group(2) else "include"),
             )
         m = re.match(
             rf"\s*SHOW\s+COMPUTE\s+POOLS(?:\s+LIKE\s+{_STR})?(?:\s+LIMIT\s+(\d+))?\s*$", sql, flags
         )
         if m:
             like = _unquote(m.group(1)) if m.group(1) is not None else None
-            pools = [p for p in self.account.pools() if _like(p.name, like)]
+            roles = self.roles(session)
+            pools = [
+                p
+                for p in self.account.pools()
+                if _like(p.name, like) and self.catalog.visible(roles, COMPUTE_POOL, p.name)
+            ]
             if m.group(2):
                 pools = pools[: int(m.group(2))]
             return ResultSet(_POOL_COLUMNS, [_pool_values(p) for p in pools], len(pools), "SHOW")
@@ -908,8 +1133,14 @@ class SqlEngine:
         scope: str | None,
         starts: str | None,
         limit: int | None,
+        jobs: str = "include",
     ) -> ResultSet:
-        rows = self.account.services()
+        roles = self.roles(session)
+        rows = [r for r in self.account.services() if self.catalog.visible(roles, SERVICE, r.fqn)]
+        if jobs == "only":
+            rows = [r for r in rows if r.is_job]
+        elif jobs == "exclude":
+            rows = [r for r in rows if not r.is_job]
         if scope:
             words = scope.split(None, 1)
             kind = words[0].upper()
@@ -1073,7 +1304,7 @@ class SqlEngine:
                     "SQL compilation error:\n"
                     "invalid number of arguments for SYSTEM$GET_SERVICE_STATUS",
                 )
-            row = self._service(str(args[0]), session)
+            row = self._service(str(args[0]), session, ("MONITOR",))
             if len(args) == 2 and args[1] is not None:
                 self._wait_ready([row.fqn], float(args[1]))
                 row = self.account.service(row.fqn)
@@ -1086,7 +1317,7 @@ class SqlEngine:
                     "SQL compilation error:\n"
                     "invalid number of arguments for SYSTEM$WAIT_FOR_SERVICES",
                 )
-            fqns = [self._service(str(a), session).fqn for a in args[1:]]
+            fqns = [self._service(str(a), session, ("MONITOR",)).fqn for a in args[1:]]
             if not self._wait_ready(fqns, float(args[0])):
                 raise SqlError(
                     90002,
@@ -1134,6 +1365,9 @@ class SqlEngine:
         ):
             # Outside the store lock: SYSTEM$WAIT_FOR_SERVICES may wait for a while.
             return self._select_constants(tree, ctx)
+        if not isinstance(tree, exp.Create | exp.Drop | exp.Describe):
+            self._authorize_tables(tree, session)
+            self._require_warehouse(session)
         with self.store.connection() as conn:
             try:
                 if isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except):
@@ -1158,6 +1392,66 @@ class SqlEngine:
                 for name in ctx.temp_tables:
                     conn.execute(f"DROP TABLE IF EXISTS temp.{quote_ident(name)}")
         return self._raise_unsupported(bound.text)
+
+    # privileges -----------------------------------------------------------------------------
+    def _authorize_tables(self, tree: Any, session: SessionInfo) -> None:
+        """Each table a statement touches needs its privilege, checked before anything runs:
+        the target of INSERT / UPDATE / DELETE / TRUNCATE that privilege, a MERGE target
+        INSERT for WHEN NOT MATCHED ... INSERT, UPDATE (and SELECT) for WHEN MATCHED ...
+        UPDATE, DELETE (and SELECT) for WHEN MATCHED ... DELETE; every other table SELECT."""
+        needs: dict[str, set[str]] = {}
+        targets: set[int] = set()
+
+        def need(table: exp.Table, *privileges: str) -> None:
+            fqn = self._resolve_table(table, session)
+            needs.setdefault(fqn, set()).update(privileges)
+            targets.add(id(table))
+
+        def target_of(node: exp.Expression | None) -> exp.Table | None:
+            if isinstance(node, exp.Schema):
+                node = node.this
+            return node if isinstance(node, exp.Table) else None
+
+        if isinstance(tree, exp.Insert | exp.Update | exp.Delete):
+            table = target_of(tree.this)
+            if table is not None:
+                kind = {exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE"}
+                need(table, kind[type(tree)])
+        elif isinstance(tree, exp.TruncateTable):
+            for table in tree.expressions:
+                if isinstance(table, exp.Table):
+                    need(table, "TRUNCATE")
+        elif isinstance(tree, exp.Merge):
+            table = target_of(tree.this)
+            whens = tree.args.get("whens")
+            wanted: set[str] = set()
+            for when in whens.expressions if whens is not None else []:
+                then = when.args.get("then")
+                if isinstance(then, exp.Insert):
+                    wanted.add("INSERT")
+                elif isinstance(then, exp.Update):
+                    wanted |= {"UPDATE", "SELECT"}
+                else:
+                    wanted |= {"DELETE", "SELECT"}
+            if table is not None:
+                need(table, *sorted(wanted))
+        cte_names = {c.alias_or_name.upper() for c in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if id(table) in targets or not table.name:
+                continue
+            if table.name.upper() in cte_names and not table.db:
+                continue
+            if isinstance(table.this, exp.Anonymous | exp.Func):
+                continue
+            need(table, "SELECT")
+        roles = self.roles(session)
+        for fqn, privileges in needs.items():
+            visible = self.catalog.visible(roles, TABLE, fqn)
+            if not visible:
+                raise _not_found("Object", fqn)
+            for privilege in sorted(privileges):
+                if not self.catalog.holds(roles, TABLE, fqn, (privilege,)):
+                    raise insufficient(TABLE, fqn.rsplit(".", 1)[-1])
 
     # table references -------------------------------------------------------------------
     def _resolve_table(self, table: exp.Table, session: SessionInfo) -> str:
@@ -1300,11 +1594,15 @@ class SqlEngine:
         end = parse_timestamp(end_raw).timestamp() if end_raw is not None else now  # type: ignore[union-attr]
         pool = kwargs.get("COMPUTE_POOL_NAME")
         if pool is not None:
-            try:
-                pool = self.account.resolve_pool(str(pool))
-            except KeyError:
-                raise _not_found("Compute pool", str(pool)) from None
-        usage = self.account.usage_history(pool, start, end)
+            names = [self._pool_name(str(pool), ctx.session)]
+        else:
+            roles = self.roles(ctx.session)
+            names = [
+                p.name
+                for p in self.account.pools()
+                if self.catalog.visible(roles, COMPUTE_POOL, p.name)
+            ]
+        usage = [u for name in names for u in self.account.usage_history(name, start, end)]
         temp = f"_emu_tf_{next(self._temp_ids)}"
         columns = [
             TableColumn("START_TIME", "TIMESTAMP_LTZ"),
@@ -1504,8 +1802,6 @@ class SqlEngine:
 
     def _create(self, tree: exp.Create, ctx: _Ctx) -> ResultSet:
         kind = (tree.args.get("kind") or "").upper()
-        if kind in {"DATABASE", "SCHEMA"}:
-            return _status(f"{kind.title()} successfully created.")
         if kind != "TABLE":
             raise _unsupported(f"CREATE {kind}")
         schema = tree.this
@@ -1541,6 +1837,10 @@ class SqlEngine:
             )
         replace = bool(tree.args.get("replace"))
         exists = bool(tree.args.get("exists"))
+        roles = self.roles(ctx.session)
+        self.ddl.require_create(TABLE, fqn, roles)
+        if replace and fqn in self.store.tables():
+            self.catalog.check(roles, TABLE, fqn, (OWNERSHIP,))
         try:
             created = self.store.create_table(fqn, columns, replace=replace, if_not_exists=exists)
         except FileExistsError:
@@ -1555,14 +1855,15 @@ class SqlEngine:
                 1,
                 "CREATE_TABLE",
             )
+        if replace:
+            self.catalog.forget(TABLE, fqn)
+        self.catalog.set_owner(TABLE, fqn, ctx.session.role)
         return ResultSet(
             [text("status")], [(f"Table {short} successfully created.",)], 1, "CREATE_TABLE"
         )
 
     def _drop(self, tree: exp.Drop, ctx: _Ctx) -> ResultSet:
         kind = (tree.args.get("kind") or "").upper()
-        if kind in {"DATABASE", "SCHEMA"}:
-            return _status(f"{kind.title()} successfully dropped.")
         if kind != "TABLE":
             raise _unsupported(f"DROP {kind}")
         table = tree.this
@@ -1575,7 +1876,16 @@ class SqlEngine:
                     [text("status")], [("Drop statement executed successfully.",)], 1, "DROP"
                 )
             raise
+        roles = self.roles(ctx.session)
+        if not self.catalog.visible(roles, TABLE, fqn):
+            if tree.args.get("exists"):
+                return ResultSet(
+                    [text("status")], [("Drop statement executed successfully.",)], 1, "DROP"
+                )
+            raise _not_found("Object", fqn)
+        self.catalog.check(roles, TABLE, fqn, (OWNERSHIP,))
         self.store.drop_table(fqn)
+        self.catalog.forget(TABLE, fqn)
         return ResultSet(
             [text("status")], [(f"{fqn.rsplit('.', 1)[-1]} successfully dropped.",)], 1, "DROP"
         )
@@ -1611,6 +1921,8 @@ class SqlEngine:
         if not isinstance(table, exp.Table):
             raise _unsupported("DESCRIBE")
         fqn = self._resolve_table(table, ctx.session)
+        if not self.catalog.visible(self.roles(ctx.session), TABLE, fqn):
+            raise _not_found("Object", fqn)
         cols = self.store.table_columns(fqn) or []
         columns = [
             text("name"),

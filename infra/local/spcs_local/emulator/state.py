@@ -1,16 +1,27 @@
-"""The emulated account: SPCS services and compute pools, their lifecycle, usage history.
+"""The emulated account: SPCS services and compute pools, their lifecycle, usage history;
+the Model Registry's models and versions; roles and grants (``privileges.Catalog``).
 
-Lifecycle model (facts in ../shared/SNOWFLAKE.md; what is simplified is said here):
+Lifecycle model (facts in docs/SNOWFLAKE_FACTS.md; what is simplified is said here):
 
+- Objects come from SQL (``CREATE COMPUTE POOL``, ``CREATE SERVICE``) or from a model
+  deployment (``create_model_service``, what ``ModelVersion.create_service`` does). Creation
+  is instantaneous: a new service is RUNNING at once (no image pull) and starts its pool at
+  once when the pool was suspended with AUTO_RESUME (a pool created without
+  INITIALLY_SUSPENDED is IDLE at once).
 - Service: RUNNING -> (SUSPEND) -> SUSPENDED -> (RESUME) -> PENDING for ``resume_seconds``
-  -> RUNNING. Suspension is immediate (no visible SUSPENDING). AUTO_SUSPEND_SECS > 0
-  suspends a RUNNING service that has had no ingress request (nor resume / ALTER) for that
-  long. An ingress request to a SUSPENDED service with AUTO_RESUME starts a resume.
-- Compute pool: STARTING -> ACTIVE (some service not suspended) / IDLE (all suspended);
-  an IDLE pool with AUTO_SUSPEND_SECS > 0 is SUSPENDED after that long. Suspending a pool
-  suspends its services. Resuming a service on a SUSPENDED pool starts the pool first when
-  the pool has AUTO_RESUME, else it is an error. The pool start runs in parallel with the
-  service start, so a cold resume still takes ``resume_seconds``.
+  -> RUNNING. Suspension is immediate (no visible SUSPENDING). A RUNNING service suspends
+  itself after its idle time without an ingress request (nor resume / ALTER): AUTO_SUSPEND_SECS
+  when > 0, else, for MIN_INSTANCES = 0 (snowflake-ml-python's create_service default),
+  Snowflake's own idle timer, ``min_zero_idle_secs`` (default 1800 s; the real value is not
+  documented). An ingress request to a SUSPENDED service with AUTO_RESUME starts a resume.
+- Job services (``is_job``) run until ``job_seconds`` have passed, then are DONE; they never
+  idle-suspend. Suspending their pool ends them (DONE).
+- Compute pool: STARTING -> ACTIVE (some service or job running) / IDLE (none); an IDLE pool
+  with AUTO_SUSPEND_SECS > 0 is SUSPENDED after that long. Suspending a pool suspends its
+  services. Resuming a service on a SUSPENDED pool starts the pool first when the pool has
+  AUTO_RESUME, else it is an error. The pool start runs in parallel with the service start,
+  so a cold resume still takes ``resume_seconds``. SHOW COMPUTE POOLS counts every service
+  and job running on the pool, whoever owns it (``num_services``, ``num_jobs``).
 - Every transition is stored with its timestamp (table ``_emu_transitions``); usage history
   bills the pool's ACTIVE and IDLE seconds (Snowflake bills IDLE/ACTIVE/STOPPING/RESIZING,
   not STARTING/SUSPENDED) at an assumed per-node-hour rate of its instance family.
@@ -18,20 +29,44 @@ Lifecycle model (facts in ../shared/SNOWFLAKE.md; what is simplified is said her
 Time-based transitions are applied lazily (``tick()``, also called by every public method)
 at the exact instant they were due, in order, so the stored history is the same whether
 somebody looked in between or not.
+
+Privileges are not checked here except in ``create_model_service`` (the deploying role acts);
+the SQL engine checks the session's role before calling in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
+from .privileges import (
+    ACCOUNT,
+    ACCOUNTADMIN,
+    ALL_ENDPOINTS_USAGE,
+    COMPUTE_POOL,
+    CORTEX_SEARCH_SERVICE,
+    MODEL,
+    OWNERSHIP,
+    SCHEMA,
+    SERVICE,
+    SERVICE_ROLE,
+    AccessError,
+    Catalog,
+    already_exists,
+    insufficient,
+    not_found,
+)
 from .store import Store
+
+if TYPE_CHECKING:
+    from spcs_models.spec import ModelDeployment
 
 __all__ = [
     "CREDITS_PER_NODE_HOUR",
@@ -40,6 +75,7 @@ __all__ = [
     "GateDecision",
     "InvalidPropertyError",
     "LifecycleError",
+    "ModelVersionRow",
     "PoolRow",
     "PoolSuspendedError",
     "ServiceRow",
@@ -58,6 +94,8 @@ CREDITS_PER_NODE_HOUR: dict[str, float] = {
     "CPU_X64_M": 0.22,
     "CPU_X64_L": 0.83,
     "HIGHMEM_X64_S": 0.28,
+    "HIGHMEM_X64_M": 1.11,
+    "HIGHMEM_X64_L": 4.44,
     "GPU_NV_XS": 0.25,
     "GPU_NV_S": 0.57,
     "GPU_NV_M": 2.68,
@@ -65,11 +103,11 @@ CREDITS_PER_NODE_HOUR: dict[str, float] = {
 }
 DEFAULT_INSTANCE_FAMILY = "GPU_NV_S"
 BILLED_POOL_STATES = frozenset({"ACTIVE", "IDLE"})
+DEFAULT_MIN_ZERO_IDLE_SECS = 1800.0
 
-RUNNING, PENDING, SUSPENDED = "RUNNING", "PENDING", "SUSPENDED"
+RUNNING, PENDING, SUSPENDED, DONE = "RUNNING", "PENDING", "SUSPENDED", "DONE"
 STARTING, ACTIVE, IDLE = "STARTING", "ACTIVE", "IDLE"
 CONTAINER_NAME = "model-inference"
-OWNER_ROLE = "ACCOUNTADMIN"
 
 
 class LifecycleError(Exception):
@@ -90,15 +128,30 @@ class InvalidPropertyError(LifecycleError):
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """What server.py passes in for each emulated service."""
+    """What a service runs: its model version and method (model services), endpoint, kind."""
 
     fqn: str  # e.g. "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
     compute_pool: str  # "ML_INFERENCE_POOL"
-    model_name: str  # "BIOBERT_NER"
-    model_version: str  # "V1"
-    task: str  # "token-classification" | "zero-shot-image-classification"
+    model_name: str = ""  # "PEDIATRIC_ML.MODELS.BIOBERT_NER" (or a bare name); "" if none
+    model_version: str = ""  # "V1"
+    task: str = ""  # "token-classification" | "zero-shot-image-classification" | "" (none)
     method: str = "__call__"
     endpoint_name: str = "inference"
+    public: bool = True  # a public endpoint (ingress); needs BIND SERVICE ENDPOINT to create
+    is_job: bool = False
+
+    @classmethod
+    def from_deployment(cls, deployment: ModelDeployment) -> ServiceSpec:
+        """The service ``ModelVersion.create_service`` makes for a ``spcs_models`` deployment."""
+        return cls(
+            fqn=deployment.service,
+            compute_pool=deployment.settings.compute_pool,
+            model_name=deployment.model_name,
+            model_version=deployment.version,
+            task=deployment.task,
+            method=deployment.method,
+            public=bool(deployment.settings.ingress_enabled),
+        )
 
 
 @dataclass(frozen=True)
@@ -141,7 +194,7 @@ class ServiceRow:
     resumed_on: float | None
     suspended_on: float | None
     comment: str | None
-    owner: str
+    owner: str | None
     spec_digest: str
     ingress_url: str | None  # "127.0.0.1:PORT" once server.py has set it
     endpoint_name: str
@@ -152,6 +205,8 @@ class ServiceRow:
     ready_at: float | None  # when a PENDING service becomes RUNNING
     last_request_at: float | None
     containers: tuple[ContainerRow, ...]
+    is_job: bool = False
+    public: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,17 +216,32 @@ class PoolRow:
     min_nodes: int
     max_nodes: int
     instance_family: str
-    num_services: int  # services not suspended
+    num_services: int  # services and jobs running (RUNNING or PENDING), every owner
+    num_jobs: int  # jobs running
     auto_suspend_secs: int
     auto_resume: bool
-    active_nodes: int
+    active_nodes: int  # nodes running one or more services/jobs
     idle_nodes: int
     target_nodes: int
     created_on: float
     resumed_on: float | None
     updated_on: float
-    owner: str
+    owner: str | None
     comment: str | None
+
+
+@dataclass(frozen=True)
+class ModelVersionRow:
+    model: str  # DB.SCHEMA.MODEL
+    version: str
+    created_on: float
+    comment: str | None
+    is_default: bool
+    functions: tuple[str, ...]  # method names, upper-case
+    signatures: dict[str, Any]  # method -> signature dict (model_spec "signatures")
+    metadata: dict[str, Any]
+    user_data: dict[str, Any]
+    aliases: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -208,14 +278,8 @@ class _Service:
     running_since: float | None = None
     last_request_at: float | None = None
     comment: str | None = None
-    ingress: str | None = None
-
-    @property
-    def idle_deadline(self) -> float | None:
-        if self.status != RUNNING or self.auto_suspend_secs <= 0:
-            return None
-        marks = [t for t in (self.running_since, self.last_request_at, self.updated_on) if t]
-        return max(marks) + self.auto_suspend_secs
+    job_until: float | None = None
+    ingress: str | None = None  # not persisted: set by server.py on every start
 
 
 @dataclass
@@ -233,7 +297,7 @@ class _Pool:
     starting_until: float | None = None
     idle_since: float | None = None
     comment: str | None = None
-    services: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)  # not persisted: from the services
 
     @property
     def idle_deadline(self) -> float | None:
@@ -243,49 +307,14 @@ class _Pool:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS _emu_services (
-  fqn TEXT PRIMARY KEY, status TEXT NOT NULL, min_instances INTEGER, max_instances INTEGER,
-  auto_suspend_secs INTEGER, auto_resume INTEGER, created_on REAL, updated_on REAL,
-  resumed_on REAL, suspended_on REAL, pending_until REAL, running_since REAL,
-  last_request_at REAL, comment TEXT);
-CREATE TABLE IF NOT EXISTS _emu_pools (
-  name TEXT PRIMARY KEY, state TEXT NOT NULL, min_nodes INTEGER, max_nodes INTEGER,
-  instance_family TEXT, auto_resume INTEGER, auto_suspend_secs INTEGER, created_on REAL,
-  updated_on REAL, resumed_on REAL, starting_until REAL, idle_since REAL, comment TEXT);
+CREATE TABLE IF NOT EXISTS _emu_services (fqn TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _emu_pools (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _emu_transitions (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,
   name TEXT NOT NULL, from_state TEXT, to_state TEXT NOT NULL, reason TEXT NOT NULL);
 """
-
-_SERVICE_COLS = [
-    "status",
-    "min_instances",
-    "max_instances",
-    "auto_suspend_secs",
-    "auto_resume",
-    "created_on",
-    "updated_on",
-    "resumed_on",
-    "suspended_on",
-    "pending_until",
-    "running_since",
-    "last_request_at",
-    "comment",
-]
-_POOL_COLS = [
-    "state",
-    "min_nodes",
-    "max_nodes",
-    "instance_family",
-    "auto_resume",
-    "auto_suspend_secs",
-    "created_on",
-    "updated_on",
-    "resumed_on",
-    "starting_until",
-    "idle_since",
-    "comment",
-]
+_SERVICE_FIELDS = [f.name for f in fields(_Service) if f.name not in {"spec", "ingress"}]
+_POOL_FIELDS = [f.name for f in fields(_Pool) if f.name not in {"name", "services"}]
 
 _UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -399,26 +428,50 @@ def _apply_props(
         setattr(target, attr, value)
 
 
+def _signature_dict(signature: Any) -> dict[str, Any]:
+    """A signature as the Model Registry stores it (``ModelSignature.to_dict()`` form)."""
+    if isinstance(signature, Mapping):
+        return dict(json.loads(json.dumps(dict(signature))))
+    to_dict = getattr(signature, "to_dict", None)
+    if to_dict is None:
+        raise ValueError("a signature is a dict or has to_dict()")
+    return dict(to_dict())
+
+
+def service_role_name(fqn: str) -> str:
+    """The grant name of a service's default service role."""
+    return f"{fqn}!{ALL_ENDPOINTS_USAGE}"
+
+
 class Account:
-    """Services and compute pools of the emulated account; thread-safe, persisted in SQLite."""
+    """Services, compute pools and models of the emulated account, with its catalog of roles
+    and grants; thread-safe, persisted in SQLite.
+
+    ``specs`` (tests only) creates those services, owned by ACCOUNTADMIN, with their pools,
+    when missing; the emulator itself creates everything from the set-up SQL.
+    """
 
     def __init__(
         self,
         store: Store,
         clock: Clock,
-        specs: Sequence[ServiceSpec],
+        specs: Sequence[ServiceSpec] = (),
         *,
         resume_seconds: float = 5.0,
         auto_resume: bool = True,
         start_suspended: bool = False,
         account_name: str = "LOCALTEST",
+        min_zero_idle_secs: float = DEFAULT_MIN_ZERO_IDLE_SECS,
     ) -> None:
         if resume_seconds < 0:
             raise ValueError("resume_seconds must be >= 0")
+        if min_zero_idle_secs <= 0:
+            raise ValueError("min_zero_idle_secs must be > 0")
         self._store = store
         self._clock = clock
         self._lock = store.lock  # one lock for the account and its SQLite connection
         self.resume_seconds = float(resume_seconds)
+        self.min_zero_idle_secs = float(min_zero_idle_secs)
         self.account_name = account_name.upper()
         self._services: dict[str, _Service] = {}
         self._pools: dict[str, _Pool] = {}
@@ -427,80 +480,55 @@ class Account:
             # statement by statement: executescript() would commit the open transaction
             for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(stmt)
+            self.catalog = Catalog(store, clock.now, self.account_name)
+            self._load_all(conn)
             for spec in specs:
                 fqn = ".".join(split_identifier(spec.fqn))
                 if len(fqn.split(".")) != 3:
                     raise ValueError(f"service name must be fully qualified: {spec.fqn}")
-                if fqn in self._services:
-                    raise ValueError(f"duplicate service {fqn}")
                 pool_name = ".".join(split_identifier(spec.compute_pool))
-                spec = replace(spec, fqn=fqn, compute_pool=pool_name)
-                pool = self._pools.get(pool_name) or self._load_or_create_pool(pool_name, now)
-                self._pools[pool_name] = pool
-                svc = self._load_or_create_service(spec, fqn, auto_resume, now)
-                self._services[fqn] = svc
-                pool.services.append(fqn)
+                if pool_name not in self._pools:
+                    self.create_pool(pool_name, ACCOUNTADMIN)
+                if fqn not in self._services:
+                    self.create_service(
+                        replace(spec, fqn=fqn, compute_pool=pool_name),
+                        ACCOUNTADMIN,
+                        auto_resume=auto_resume,
+                    )
             if start_suspended:
-                for svc in self._services.values():
-                    if svc.status != SUSPENDED:
-                        self._suspend(svc, now, "emulator started suspended")
+                self.suspend_all("emulator started suspended")
             self._advance(now)
 
-    # -- loading ----------------------------------------------------------------------------
-    def _load(self, table: str, key_col: str, key: str, cols: list[str]) -> dict[str, Any] | None:
-        with self._store.connection() as conn:
-            row = conn.execute(f"SELECT * FROM {table} WHERE {key_col} = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        values = {c: row[c] for c in cols}
-        values["auto_resume"] = bool(values["auto_resume"])
-        return values
-
-    def _load_or_create_pool(self, name: str, now: float) -> _Pool:
-        values = self._load("_emu_pools", "name", name, _POOL_COLS)
-        if values is not None:
-            return _Pool(name=name, **values)
-        pool = _Pool(name=name, state=ACTIVE, created_on=now, updated_on=now, resumed_on=now)
-        self._save_pool(pool)
-        self._record(now, "pool", name, None, ACTIVE, "created")
-        return pool
-
-    def _load_or_create_service(
-        self, spec: ServiceSpec, fqn: str, auto_resume: bool, now: float
-    ) -> _Service:
-        values = self._load("_emu_services", "fqn", fqn, _SERVICE_COLS)
-        if values is not None:
-            return _Service(spec=spec, **values)
-        svc = _Service(
-            spec=spec,
-            status=RUNNING,
-            created_on=now,
-            updated_on=now,
-            auto_resume=auto_resume,
-            resumed_on=now,
-            running_since=now,
-        )
-        self._save_service(svc)
-        self._record(now, "service", fqn, None, RUNNING, "created")
-        return svc
-
-    # -- persistence ------------------------------------------------------------------------
-    def _save(
-        self, table: str, key_col: str, key: str, cols: list[str], obj: _Service | _Pool
-    ) -> None:
-        names = ", ".join([key_col, *cols])
-        marks = ", ".join("?" * (len(cols) + 1))
-        with self._store.connection() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})",
-                [key, *(getattr(obj, c) for c in cols)],
-            )
+    # -- loading and persistence ------------------------------------------------------------
+    def _load_all(self, conn: Any) -> None:
+        for row in conn.execute("SELECT name, data FROM _emu_pools ORDER BY name"):
+            data = json.loads(row["data"])
+            self._pools[row["name"]] = _Pool(name=row["name"], **data)
+        for row in conn.execute("SELECT fqn, data FROM _emu_services ORDER BY fqn"):
+            data = json.loads(row["data"])
+            spec = ServiceSpec(**data.pop("spec"))
+            svc = _Service(spec=spec, **data)
+            self._services[row["fqn"]] = svc
+            pool = self._pools.get(spec.compute_pool)
+            if pool is not None:
+                pool.services.append(row["fqn"])
 
     def _save_service(self, svc: _Service) -> None:
-        self._save("_emu_services", "fqn", self._fqn_of(svc), _SERVICE_COLS, svc)
+        data: dict[str, Any] = {name: getattr(svc, name) for name in _SERVICE_FIELDS}
+        data["spec"] = asdict(svc.spec)
+        with self._store.connection() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO _emu_services (fqn, data) VALUES (?, ?)",
+                (svc.spec.fqn, json.dumps(data)),
+            )
 
     def _save_pool(self, pool: _Pool) -> None:
-        self._save("_emu_pools", "name", pool.name, _POOL_COLS, pool)
+        data = {name: getattr(pool, name) for name in _POOL_FIELDS}
+        with self._store.connection() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO _emu_pools (name, data) VALUES (?, ?)",
+                (pool.name, json.dumps(data)),
+            )
 
     def _record(
         self, ts: float, kind: str, name: str, before: str | None, after: str, reason: str
@@ -514,7 +542,7 @@ class Account:
 
     @staticmethod
     def _fqn_of(svc: _Service) -> str:
-        return svc.spec.fqn  # canonical: normalised in __init__
+        return svc.spec.fqn  # canonical: normalised on creation
 
     # -- name resolution --------------------------------------------------------------------
     def resolve(self, name: str, *, database: str | None = None, schema: str | None = None) -> str:
@@ -558,6 +586,9 @@ class Account:
             raise KeyError(name)
         return parts[0]
 
+    def has_pool(self, name: str) -> bool:
+        return name in self._pools
+
     def _svc(self, fqn: str) -> _Service:
         svc = self._services.get(fqn)
         return svc if svc is not None else self._services[self.resolve(fqn)]
@@ -573,6 +604,283 @@ class Account:
             now = self._clock.now()
             self._advance(now)
             yield now
+
+    # -- creation -----------------------------------------------------------------------------
+    def create_pool(
+        self,
+        name: str,
+        owner: str,
+        *,
+        min_nodes: Any = 1,
+        max_nodes: Any = 1,
+        instance_family: str = DEFAULT_INSTANCE_FAMILY,
+        auto_resume: Any = True,
+        auto_suspend_secs: Any = 3600,
+        initially_suspended: Any = False,
+        comment: str | None = None,
+        if_not_exists: bool = False,
+    ) -> bool:
+        """CREATE COMPUTE POOL; False when it existed and ``if_not_exists`` was given."""
+        pool_name = ".".join(split_identifier(name))
+        family = str(instance_family).strip().upper()
+        if family not in CREDITS_PER_NODE_HOUR:
+            raise InvalidPropertyError(f"invalid value [{family}] for parameter 'INSTANCE_FAMILY'")
+        with self._settled() as now:
+            if pool_name in self._pools:
+                if if_not_exists:
+                    return False
+                raise already_exists(pool_name)
+            pool = _Pool(name=pool_name, state=SUSPENDED, created_on=now, updated_on=now)
+            pool.instance_family = family
+            props = {
+                "MIN_NODES": min_nodes,
+                "MAX_NODES": max_nodes,
+                "AUTO_RESUME": auto_resume,
+                "AUTO_SUSPEND_SECS": auto_suspend_secs,
+                "COMMENT": comment,
+            }
+            _apply_props(pool, props, _POOL_PROPS, "COMPUTE_POOL", ("min_nodes", "max_nodes"))
+            suspended = _to_bool(initially_suspended, "INITIALLY_SUSPENDED")
+            self._pools[pool_name] = pool
+            state = SUSPENDED if suspended else IDLE
+            pool.state = state
+            if state == IDLE:
+                pool.idle_since, pool.resumed_on = now, now
+            self._save_pool(pool)
+            self._record(now, "pool", pool_name, None, state, "created")
+            self.catalog.set_owner(COMPUTE_POOL, pool_name, owner)
+            return True
+
+    def create_service(
+        self,
+        spec: ServiceSpec,
+        owner: str,
+        *,
+        min_instances: Any = 1,
+        max_instances: Any = 1,
+        auto_resume: Any = True,
+        auto_suspend_secs: Any = 0,
+        comment: str | None = None,
+        if_not_exists: bool = False,
+        job_seconds: float | None = None,
+    ) -> bool:
+        """CREATE SERVICE (or EXECUTE JOB SERVICE with ``spec.is_job``): RUNNING at once, on a
+        pool started at once. False when it existed and ``if_not_exists`` was given."""
+        fqn = ".".join(split_identifier(spec.fqn))
+        if len(fqn.split(".")) != 3:
+            raise ValueError(f"service name must be fully qualified: {spec.fqn}")
+        pool_name = ".".join(split_identifier(spec.compute_pool))
+        spec = replace(spec, fqn=fqn, compute_pool=pool_name)
+        with self._settled() as now:
+            if fqn in self._services:
+                if if_not_exists:
+                    return False
+                raise already_exists(fqn)
+            pool = self._pools.get(pool_name)
+            if pool is None:
+                raise not_found(COMPUTE_POOL, pool_name)
+            svc = _Service(spec=spec, status=RUNNING, created_on=now, updated_on=now)
+            props = {
+                "MIN_INSTANCES": min_instances,
+                "MAX_INSTANCES": max_instances,
+                "AUTO_RESUME": auto_resume,
+                "AUTO_SUSPEND_SECS": auto_suspend_secs,
+                "COMMENT": comment,
+            }
+            _apply_props(svc, props, _SERVICE_PROPS, "SERVICE", ("min_instances", "max_instances"))
+            if pool.state == SUSPENDED:
+                if not pool.auto_resume:
+                    raise PoolSuspendedError(
+                        f"Compute pool '{pool.name}' is suspended and AUTO_RESUME is FALSE; "
+                        "resume the compute pool first."
+                    )
+                pool.resumed_on = now
+                self._set_pool(pool, ACTIVE, now, f"started for new service {fqn}")
+            elif pool.state == IDLE:
+                self._set_pool(pool, ACTIVE, now, "service created")
+            svc.resumed_on = svc.running_since = now
+            if spec.is_job:
+                svc.job_until = now + max(0.0, float(job_seconds or 0.0))
+            self._services[fqn] = svc
+            pool.services.append(fqn)
+            self._save_service(svc)
+            self._record(now, "service", fqn, None, RUNNING, "created")
+            self.catalog.set_owner(SERVICE, fqn, owner)
+            self._advance(now)
+            return True
+
+    def create_model_service(
+        self,
+        deployment: ModelDeployment,
+        owner_role: str,
+        *,
+        if_not_exists: bool = False,
+    ) -> str:
+        """What ``ModelVersion.create_service`` does for a ``spcs_models`` deployment, as
+        ``owner_role``: the model and version (its signature stored as the version's
+        model_spec) when missing, then the service with the deployment's settings, owned by
+        that role. Needs USAGE on the database, CREATE MODEL and CREATE SERVICE on the
+        schema(s), USAGE on the compute pool and, for a public endpoint, BIND SERVICE
+        ENDPOINT on the account. Answers the service's FQN."""
+        role = owner_role.upper()
+        if not self.catalog.role_exists(role):
+            raise not_found("ROLE", role)
+        roles = self.catalog.effective_roles(role)
+        model = ".".join(split_identifier(deployment.model_name))
+        spec = ServiceSpec.from_deployment(deployment)
+        fqn = ".".join(split_identifier(spec.fqn))
+        settings = deployment.settings
+        for target, needed in ((model, "CREATE MODEL"), (fqn, "CREATE SERVICE")):
+            parts = target.split(".")
+            if len(parts) != 3:
+                raise ValueError(f"names must be fully qualified: {target}")
+            schema = f"{parts[0]}.{parts[1]}"
+            if not self.catalog.schema_visible(roles, schema):
+                raise not_found(SCHEMA, schema)
+            if not self.catalog.holds(roles, SCHEMA, schema, (needed,)):
+                raise insufficient(SCHEMA, parts[1])
+        pool = ".".join(split_identifier(settings.compute_pool))
+        if pool not in self._pools or not self.catalog.visible(roles, COMPUTE_POOL, pool):
+            raise not_found(COMPUTE_POOL, pool)
+        if not self.catalog.holds(roles, COMPUTE_POOL, pool, ("USAGE",)):
+            raise insufficient(COMPUTE_POOL, pool)
+        if spec.public and not self.catalog.account_privilege(roles, "BIND SERVICE ENDPOINT"):
+            raise insufficient(ACCOUNT, self.account_name)
+        signature = _signature_dict(deployment.signature)
+        with self._settled():
+            if fqn in self._services:
+                if if_not_exists:
+                    return fqn
+                raise already_exists(fqn)
+            self._ensure_model_version(
+                model, deployment.version, deployment.method, signature, role
+            )
+            self.create_service(
+                replace(spec, fqn=fqn, compute_pool=pool, model_name=model),
+                role,
+                min_instances=settings.min_instances,
+                max_instances=settings.max_instances,
+                auto_resume=True,
+                auto_suspend_secs=0,
+            )
+        return fqn
+
+    def _ensure_model_version(
+        self, model: str, version: str, method: str, signature: dict[str, Any], owner: str
+    ) -> None:
+        catalog = self.catalog
+        found = catalog.get(MODEL, model)
+        if found is None:
+            catalog.create(MODEL, model, owner, {"default_version": None, "versions": {}})
+            found = catalog.get(MODEL, model)
+            assert found is not None
+        props = dict(found.props)
+        versions = dict(props.get("versions") or {})
+        name = ".".join(split_identifier(version))
+        existing = versions.get(name)
+        if existing is not None:
+            if existing["signatures"].get(method) != signature:
+                raise AccessError(
+                    2002,
+                    "42710",
+                    f"SQL compilation error:\nVersion '{name}' of model '{model}' already exists "
+                    "with another signature; log a new version.",
+                )
+            return
+        versions[name] = {
+            "created_on": self._clock.now(),
+            "comment": None,
+            "functions": [method.upper()],
+            "signatures": {method: signature},
+            "metadata": {},
+            "user_data": {},
+            "aliases": ["FIRST"] if not versions else [],
+        }
+        props["versions"] = versions
+        if not props.get("default_version"):
+            props["default_version"] = name
+            versions[name]["aliases"] = ["DEFAULT", *versions[name]["aliases"]]
+        catalog.update(MODEL, model, props)
+
+    # -- models -------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        return [o.name for o in self.catalog.objects(MODEL)]
+
+    def model_versions(self, model: str) -> list[ModelVersionRow]:
+        found = self.catalog.get(MODEL, model)
+        if found is None:
+            raise KeyError(model)
+        default = found.props.get("default_version")
+        rows = []
+        for name, v in sorted((found.props.get("versions") or {}).items()):
+            rows.append(
+                ModelVersionRow(
+                    model=model,
+                    version=name,
+                    created_on=float(v["created_on"]),
+                    comment=v.get("comment"),
+                    is_default=name == default,
+                    functions=tuple(v.get("functions") or ()),
+                    signatures=dict(v.get("signatures") or {}),
+                    metadata=dict(v.get("metadata") or {}),
+                    user_data=dict(v.get("user_data") or {}),
+                    aliases=tuple(v.get("aliases") or ()),
+                )
+            )
+        return rows
+
+    def service_signature(self, fqn: str) -> dict[str, Any] | None:
+        """The signature (``to_dict`` form) of the model method a model service serves."""
+        with self._lock:
+            spec = self._svc(fqn).spec
+        if not spec.model_name:
+            return None
+        try:
+            versions = self.model_versions(spec.model_name)
+        except KeyError:
+            return None
+        for v in versions:
+            if v.version == spec.model_version.upper():
+                signature = v.signatures.get(spec.method)
+                return dict(signature) if signature is not None else None
+        return None
+
+    # -- access questions for the ingress and Cortex Search ----------------------------------
+    def role_can_use_endpoint(self, role: str, fqn: str) -> bool:
+        """Does ``role`` (with the roles it inherits) hold the service role
+        ``<fqn>!ALL_ENDPOINTS_USAGE`` or own the service? Unknown roles hold nothing."""
+        name = role.upper()
+        if not self.catalog.role_exists(name):
+            return False
+        roles = self.catalog.effective_roles(name)
+        service = ".".join(split_identifier(fqn))
+        return self.catalog.holds(
+            roles, SERVICE_ROLE, service_role_name(service), ("USAGE",)
+        ) or self.catalog.holds(roles, SERVICE, service, (OWNERSHIP,))
+
+    def user_default_role(self, user: str) -> str | None:
+        """A user's DEFAULT_ROLE when it is granted to them (else None: PUBLIC applies)."""
+        return self.catalog.user_default_role(user.upper())
+
+    def role_can_use_search(self, role: str, fqn: str) -> bool:
+        """USAGE (or ownership) on a Cortex Search service, with its database and schema."""
+        name = role.upper()
+        if not self.catalog.role_exists(name):
+            return False
+        roles = self.catalog.effective_roles(name)
+        parts = fqn.split(".")
+        service = ".".join(split_identifier(fqn)) if len(parts) == 3 else fqn
+        return self.catalog.visible(roles, CORTEX_SEARCH_SERVICE, service) and self.catalog.holds(
+            roles, CORTEX_SEARCH_SERVICE, service, ("USAGE",)
+        )
+
+    def user_rsa_public_keys(self, user: str) -> list[str]:
+        """The base64 bodies set with ALTER USER ... SET RSA_PUBLIC_KEY / RSA_PUBLIC_KEY_2."""
+        found = self.catalog.user(user.upper())
+        if found is None:
+            return []
+        keys = [found.props.get("RSA_PUBLIC_KEY"), found.props.get("RSA_PUBLIC_KEY_2")]
+        return [k for k in keys if isinstance(k, str) and k]
 
     # -- public lifecycle API ---------------------------------------------------------------
     def set_ingress_url(self, fqn: str, host_port: str) -> None:
@@ -599,15 +907,31 @@ class Account:
 
     def resume_service(self, fqn: str) -> None:
         with self._settled() as now:
-            self._resume(self._svc(fqn), now, "ALTER SERVICE RESUME")
+            svc = self._svc(fqn)
+            self._not_a_job(svc)
+            self._resume(svc, now, "ALTER SERVICE RESUME")
             self._advance(now)
 
     def suspend_service(self, fqn: str) -> None:
         with self._settled() as now:
             svc = self._svc(fqn)
+            self._not_a_job(svc)
             if svc.status != SUSPENDED:
                 self._suspend(svc, now, "ALTER SERVICE SUSPEND")
             self._advance(now)
+
+    def suspend_all(self, reason: str) -> None:
+        """Suspend every (non-job) service, e.g. for ``--start-suspended``."""
+        with self._settled() as now:
+            for svc in self._services.values():
+                if not svc.spec.is_job and svc.status != SUSPENDED:
+                    self._suspend(svc, now, reason)
+            self._advance(now)
+
+    @staticmethod
+    def _not_a_job(svc: _Service) -> None:
+        if svc.spec.is_job:
+            raise LifecycleError(f"Service '{svc.spec.fqn}' is a job service.")
 
     def alter_service(self, fqn: str, **props: Any) -> None:
         """Set MIN_INSTANCES, MAX_INSTANCES, AUTO_SUSPEND_SECS, AUTO_RESUME or COMMENT."""
@@ -631,7 +955,12 @@ class Account:
             if pool.state != SUSPENDED:
                 for fqn in pool.services:
                     svc = self._services[fqn]
-                    if svc.status != SUSPENDED:
+                    if svc.spec.is_job:
+                        if svc.status in (RUNNING, PENDING):
+                            self._set_service(
+                                svc, DONE, now, "compute pool suspended", job_until=None
+                            )
+                    elif svc.status != SUSPENDED:
                         self._suspend(svc, now, "compute pool suspended", update_pool=False)
                 self._set_pool(pool, SUSPENDED, now, "ALTER COMPUTE POOL SUSPEND")
                 pool.starting_until = None
@@ -735,8 +1064,10 @@ class Account:
                     "resumed_on": s.resumed_on,
                     "suspended_on": s.suspended_on,
                     "last_request_at": s.last_request_at,
-                    "model": f"{s.model_name}/{s.model_version}",
-                    "task": s.task,
+                    "model": f"{s.model_name}/{s.model_version}" if s.model_name else None,
+                    "task": s.task or None,
+                    "owner": s.owner,
+                    "is_job": s.is_job,
                 }
                 for s in services
             ],
@@ -746,6 +1077,8 @@ class Account:
                     "state": p.state,
                     "instance_family": p.instance_family,
                     "num_services": p.num_services,
+                    "num_jobs": p.num_jobs,
+                    "owner": p.owner,
                     "auto_resume": p.auto_resume,
                     "auto_suspend_secs": p.auto_suspend_secs,
                 }
@@ -811,7 +1144,21 @@ class Account:
         self._record(now, "pool", pool.name, before, state, reason)
 
     def _all_suspended(self, pool: _Pool) -> bool:
-        return all(self._services[f].status == SUSPENDED for f in pool.services)
+        """No service or job of the pool is running (or starting)."""
+        return not any(self._services[f].status in (RUNNING, PENDING) for f in pool.services)
+
+    def _idle_deadline(self, svc: _Service) -> float | None:
+        """When a RUNNING service suspends itself: AUTO_SUSPEND_SECS, else Snowflake's own
+        idle timer for MIN_INSTANCES = 0; never for jobs."""
+        if svc.status != RUNNING or svc.spec.is_job:
+            return None
+        seconds = float(svc.auto_suspend_secs)
+        if seconds <= 0 and svc.min_instances == 0:
+            seconds = self.min_zero_idle_secs
+        if seconds <= 0:
+            return None
+        marks = [t for t in (svc.running_since, svc.last_request_at, svc.updated_on) if t]
+        return max(marks) + seconds
 
     def _advance(self, now: float) -> None:
         """Apply every time-based transition due by ``now``, earliest first, at its due time."""
@@ -828,7 +1175,9 @@ class Account:
                 offer(pool.idle_deadline, 3, "pool_idle", name)
             for fqn, svc in self._services.items():
                 offer(svc.pending_until if svc.status == PENDING else None, 1, "ready", fqn)
-                offer(svc.idle_deadline, 2, "svc_idle", fqn)
+                offer(self._idle_deadline(svc), 2, "svc_idle", fqn)
+                if svc.spec.is_job and svc.status == RUNNING:
+                    offer(svc.job_until, 2, "job_done", fqn)
             if due is None:
                 return
             at, _, kind, key = due
@@ -847,8 +1196,20 @@ class Account:
                     pending_until=None,
                     running_since=at,
                 )
+            elif kind == "job_done":
+                job = self._services[key]
+                self._set_service(job, DONE, at, "job finished", job_until=None)
+                pool = self._pools[job.spec.compute_pool]
+                if pool.state == ACTIVE and self._all_suspended(pool):
+                    self._set_pool(pool, IDLE, at, "no service or job running")
             else:
-                self._suspend(self._services[key], at, "AUTO_SUSPEND_SECS elapsed")
+                svc = self._services[key]
+                reason = (
+                    "AUTO_SUSPEND_SECS elapsed"
+                    if svc.auto_suspend_secs > 0
+                    else "idle with MIN_INSTANCES = 0"
+                )
+                self._suspend(svc, at, reason)
         raise RuntimeError("lifecycle transitions did not settle")  # a bug, not a user error
 
     # -- rows -------------------------------------------------------------------------------
@@ -857,9 +1218,9 @@ class Account:
         db, schema, name = fqn.split(".")
         instances = max(svc.min_instances, 1)
         current = instances if svc.status == RUNNING else 0
-        target = 0 if svc.status == SUSPENDED else instances
+        target = instances if svc.status in (RUNNING, PENDING) else 0
         spec = svc.spec
-        image = f"/spcs-local/images/{spec.model_name.lower()}:{spec.model_version.lower()}"
+        image = _image_name(spec)
         containers: tuple[ContainerRow, ...] = ()
         if svc.status in (RUNNING, PENDING):
             state = "READY" if svc.status == RUNNING else "PENDING"
@@ -901,7 +1262,7 @@ class Account:
             resumed_on=svc.resumed_on,
             suspended_on=svc.suspended_on,
             comment=svc.comment,
-            owner=OWNER_ROLE,
+            owner=self.catalog.owner(SERVICE, fqn),
             spec_digest=digest,
             ingress_url=svc.ingress,
             endpoint_name=spec.endpoint_name,
@@ -912,11 +1273,20 @@ class Account:
             ready_at=svc.pending_until,
             last_request_at=svc.last_request_at,
             containers=containers,
+            is_job=spec.is_job,
+            public=spec.public,
         )
 
     def _pool_row(self, pool: _Pool) -> PoolRow:
-        running = [f for f in pool.services if self._services[f].status != SUSPENDED]
-        nodes = pool.min_nodes if pool.state in (ACTIVE, IDLE) else 0
+        running = [
+            self._services[f]
+            for f in pool.services
+            if self._services[f].status in (RUNNING, PENDING)
+        ]
+        demand = sum(1 if s.spec.is_job else max(s.min_instances, 1) for s in running)
+        wanted = max(pool.min_nodes, min(pool.max_nodes, demand))
+        nodes = wanted if pool.state in (ACTIVE, IDLE) else 0
+        active = min(nodes, demand)
         return PoolRow(
             name=pool.name,
             state=pool.state,
@@ -924,14 +1294,20 @@ class Account:
             max_nodes=pool.max_nodes,
             instance_family=pool.instance_family,
             num_services=len(running),
+            num_jobs=sum(1 for s in running if s.spec.is_job),
             auto_suspend_secs=pool.auto_suspend_secs,
             auto_resume=pool.auto_resume,
-            active_nodes=nodes if running else 0,
-            idle_nodes=0 if running else nodes,
-            target_nodes=0 if pool.state == SUSPENDED else pool.min_nodes,
+            active_nodes=active,
+            idle_nodes=nodes - active,
+            target_nodes=0 if pool.state == SUSPENDED else wanted,
             created_on=pool.created_on,
             resumed_on=pool.resumed_on,
             updated_on=pool.updated_on,
-            owner=OWNER_ROLE,
+            owner=self.catalog.owner(COMPUTE_POOL, pool.name),
             comment=pool.comment,
         )
+
+
+def _image_name(spec: ServiceSpec) -> str:
+    model = (spec.model_name.rsplit(".", 1)[-1] or spec.fqn.rsplit(".", 1)[-1]).lower()
+    return f"/spcs-local/images/{model}:{(spec.model_version or 'latest').lower()}"

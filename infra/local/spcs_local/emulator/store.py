@@ -6,24 +6,30 @@ given). The connection is shared across the threaded servers behind one re-entra
 
 User tables keep a small catalog (``_emu_tables``) with the Snowflake column types so the SQL
 engine can answer with Snowflake row types (VARIANT, TIMESTAMP_TZ, ...) and convert values.
+No table exists until the set-up SQL (infra/snowflake) creates it. ``_emu_meta`` holds small
+key/value facts (layout version, whether the set-up ran); a state dir written by an older
+layout of the emulator is reset on open (logged), never half-read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 DB_FILENAME = "emulator.sqlite3"
 
-RESULTS_TABLE = "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS"
-NOTES_TABLE = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES"
+# The emulator's layout of its own tables; a state dir from another layout is reset.
+LAYOUT_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -33,29 +39,6 @@ class TableColumn:
     nullable: bool = True
     primary_key: bool = False
 
-
-# docs/ARCHITECTURE.md: the results table and the clinical notes table.
-DEFAULT_TABLES: dict[str, tuple[TableColumn, ...]] = {
-    RESULTS_TABLE: (
-        TableColumn("EVENT_ID", "VARCHAR", nullable=False, primary_key=True),
-        TableColumn("KIND", "VARCHAR", nullable=False),
-        TableColumn("SUBJECT_ID", "VARCHAR", nullable=False),
-        TableColumn("SERVICE", "VARCHAR", nullable=False),
-        TableColumn("MODEL_VERSION", "VARCHAR"),
-        TableColumn("STATUS", "VARCHAR", nullable=False),
-        TableColumn("OUTPUT", "VARIANT"),
-        TableColumn("LATENCY_MS", "NUMBER(38,0)"),
-        TableColumn("PROCESSED_AT", "TIMESTAMP_TZ", nullable=False),
-    ),
-    NOTES_TABLE: (
-        TableColumn("NOTE_ID", "VARCHAR"),
-        TableColumn("PATIENT_ID", "VARCHAR"),
-        TableColumn("NOTE_TYPE", "VARCHAR"),
-        TableColumn("DEPARTMENT", "VARCHAR"),
-        TableColumn("NOTE_DATE", "DATE"),
-        TableColumn("NOTE_TEXT", "VARCHAR"),
-    ),
-}
 
 _INT_TYPES = {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT"}
 _REAL_TYPES = {"FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "REAL"}
@@ -84,9 +67,7 @@ def quote_ident(name: str) -> str:
 class Store:
     """Locked SQLite connection plus the user-table catalog."""
 
-    def __init__(
-        self, state_dir: str | os.PathLike[str] | None, *, create_defaults: bool = True
-    ) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str] | None) -> None:
         self.path: Path | None
         if state_dir is None:
             self.path = None
@@ -99,17 +80,59 @@ class Store:
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._depth = 0
+        self._rollback_hooks: list[Callable[[], None]] = []
         with self.lock:
             if self.path is not None:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._check_layout()
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS _emu_tables "
                 "(fqn TEXT PRIMARY KEY, columns TEXT NOT NULL)"
             )
-        if create_defaults:
-            for fqn, columns in DEFAULT_TABLES.items():
-                self.create_table(fqn, columns, if_not_exists=True)
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS _emu_meta (key TEXT PRIMARY KEY, value TEXT)"
+            )
+            self._conn.execute(
+                "INSERT OR REPLACE INTO _emu_meta (key, value) VALUES ('layout', ?)",
+                (LAYOUT_VERSION,),
+            )
+
+    def _check_layout(self) -> None:
+        """Reset a database written by another layout of the emulator (or by none)."""
+        names = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        if not names:
+            return
+        layout = None
+        if "_emu_meta" in names:
+            row = self._conn.execute("SELECT value FROM _emu_meta WHERE key = 'layout'").fetchone()
+            layout = row[0] if row else None
+        if layout == LAYOUT_VERSION:
+            return
+        log.warning("emulator state dir has an older layout: starting from an empty account")
+        for name in names:
+            self._conn.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+
+    # -- small facts ------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        with self.connection() as conn:
+            row = conn.execute("SELECT value FROM _emu_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connection() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO _emu_meta (key, value) VALUES (?, ?)", (key, value)
+            )
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every rolled-back transaction (in-memory caches drop stale data)."""
+        self._rollback_hooks.append(hook)
 
     # -- connection -------------------------------------------------------------------------
     @contextmanager
@@ -130,6 +153,9 @@ class Store:
                 self._depth -= 1
                 if outer and self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                if outer:
+                    for hook in self._rollback_hooks:
+                        hook()
                 raise
             self._depth -= 1
             if outer and self._conn.in_transaction:  # a caller may have committed already

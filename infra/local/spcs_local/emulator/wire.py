@@ -4,7 +4,11 @@ Written against connector 5.2.0 (its Rust core speaks the classic Snowflake REST
 
 - ``POST /session/v1/login-request``: ``data.AUTHENTICATOR`` is ``SNOWFLAKE_JWT`` (JWT in
   ``data.TOKEN``) or ``PROGRAMMATIC_ACCESS_TOKEN`` (PAT in ``data.TOKEN``); role, database,
-  schema and warehouse come as query parameters. Answers opaque session and master tokens.
+  schema and warehouse come as query parameters. Once the credential checks out, the account
+  decides the rest as Snowflake does (``SqlEngine.open_session``): the user must exist, its
+  network policy must allow the client address, a requested role must be granted to the user
+  (else the user's default role, else PUBLIC), and the warehouse / database / schema are kept
+  only when that role may use them. Answers opaque session and master tokens.
 - ``POST /queries/v1/query-request``: ``sqlText`` and ``bindings``
   (``{"1": {"type": "TEXT", "value": "x"}}``, values as strings, converted here by type).
   Always answers ``queryResultFormat: "json"`` (rowtype + rowset of strings), which the
@@ -37,7 +41,15 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .sqlengine import Column, ResultSet, SessionInfo, SqlEngine, SqlError, new_query_id
+from .sqlengine import (
+    Column,
+    LoginError,
+    ResultSet,
+    SessionInfo,
+    SqlEngine,
+    SqlError,
+    new_query_id,
+)
 
 __all__ = ["AuthRejected", "LoginRequest", "WireProtocol", "to_wire"]
 
@@ -68,6 +80,7 @@ class LoginRequest:
     database: str | None
     schema: str | None
     warehouse: str | None
+    client_ip: str | None = None
 
 
 @dataclass
@@ -323,6 +336,7 @@ class WireProtocol:
             database=arg("databaseName"),
             schema=arg("schemaName"),
             warehouse=arg("warehouse"),
+            client_ip=request.remote_addr,
         )
         try:
             user = self._authenticate(login)
@@ -333,15 +347,22 @@ class WireProtocol:
                 {"nextAction": None, "inFlightCtx": None, "authnMethod": login.authenticator},
             )
         now = self._now()
-        info = SessionInfo(
-            account=self.engine.account.account_name,
-            user=user.upper(),
-            role=(login.role or "PUBLIC").upper(),
-            database=login.database.upper() if login.database else None,
-            schema=login.schema.upper() if login.schema else ("PUBLIC" if login.database else None),
-            warehouse=login.warehouse.upper() if login.warehouse else None,
-            session_id=next(self._session_ids),
-        )
+        try:
+            info = self.engine.open_session(
+                user,
+                role=login.role,
+                warehouse=login.warehouse,
+                database=login.database,
+                schema=login.schema,
+                client_ip=login.client_ip,
+                session_id=next(self._session_ids),
+            )
+        except LoginError as exc:
+            return _failure(
+                exc.code,
+                exc.message,
+                {"nextAction": None, "inFlightCtx": None, "authnMethod": login.authenticator},
+            )
         session = _Session(
             info=info,
             token=self._new_token("ST"),

@@ -359,7 +359,9 @@ def run_demo(
     out = progress or Progress()
     started = time.time()
     if opts.insert_notes:
-        insert_notes(stack.sql(), events)
+        # The EHR pipeline loads the notes, as the table's owner: the gateway's role has no
+        # INSERT on them (it reads them through Cortex Search only).
+        insert_notes(stack.admin_sql("SYSADMIN"), events)
     urls = {
         "notes": stack.source_queue("token-classification").url,
         "images": stack.source_queue("zero-shot-image-classification").url,

@@ -445,6 +445,12 @@ class LocalStack:
             self._sql = SnowflakeSql(make_connect(tokens))
         return self._sql
 
+    def admin_sql(self, role: str = "SYSADMIN") -> AdminSql:
+        """SQL in the emulated account as its administrator acting as ``role`` (in process):
+        what the EHR pipeline or an operator does there, which the gateway's role may not
+        (e.g. loading CLINICAL_NOTES, owned by SYSADMIN)."""
+        return AdminSql(self.emulator.engine, role)
+
     def service_states(self) -> dict[str, str]:
         """Logical service name -> emulator status (RUNNING, PENDING, SUSPENDED ...)."""
         by_fqn = {s["service"].upper(): s["name"] for s in self.emulator_registry["services"]}
@@ -546,6 +552,20 @@ class LocalStack:
         return {
             k: v for k, v in sorted(env.items()) if k in keep and not k.startswith("AWS_LAMBDA")
         }
+
+
+class AdminSql:
+    """``execute(sql, params) -> rows`` as the emulator's administrator (bootstrap.Admin)."""
+
+    def __init__(self, engine: Any, role: str) -> None:
+        from spcs_local.emulator.bootstrap import Admin
+
+        self._admin = Admin(engine)
+        self.role = role
+
+    def execute(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        results = self._admin.run(sql, role=self.role, bindings=list(params) or None)
+        return [tuple(row) for row in results[-1].rows] if results else []
 
 
 def _warm_ner() -> None:
