@@ -418,20 +418,25 @@ def build_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> Doctor
         search = CortexSearchClient(
             registry.snowflake.account_url, tokens, http, SearchService.parse(search_name)
         )
+    spcs = SpcsClient(registry, tokens, http)
     return Doctor(
         registry,
         sql=sql,
-        spcs=SpcsClient(registry, tokens, http),
+        spcs=spcs,
         tokens=tokens,
         results=ResultsSink(sql, registry.snowflake.results_table),
         search=search,
         search_service=search_name,
         resume_wait_s=args.resume,
+        closers=(sql.close, spcs.close, http.close),
     )
 
 
 def run_doctor(doctor: Doctor, out: TextIO, args: argparse.Namespace) -> int:
-    rows = doctor.run()
+    try:
+        rows = doctor.run()
+    finally:
+        doctor.close()
     _emit(out, args, [r.as_dict() for r in rows], format_table(rows))
     return EXIT_OK if passed(rows) else EXIT_FAILED
 

@@ -278,6 +278,7 @@ class Doctor:
         search_service: str | None = None,
         resume_wait_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        closers: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.registry = registry
         self._sql = sql
@@ -289,6 +290,12 @@ class Doctor:
         self._resume_wait_s = resume_wait_s
         self._sleep = sleep
         self._role = _norm(registry.snowflake.role)
+        self._closers = list(closers)
+
+    def close(self) -> None:
+        """Close the sessions and clients the doctor was given to own."""
+        for close in self._closers:
+            close()
 
     def run(self) -> list[Check]:
         rows = self.credentials()
@@ -529,6 +536,18 @@ class Doctor:
         try:
             rows = self._sql.query(f"SHOW ENDPOINTS IN SERVICE {fqn}")
         except GatewayError as err:
+            if err.code is ErrorCode.PRIVILEGE_MISSING:
+                # SHOW ENDPOINTS needs USAGE on the service, which the gateway does not need:
+                # the probe below proves the URL instead.
+                return [
+                    Check(
+                        "endpoint",
+                        svc.name,
+                        Result.WARN,
+                        "the role cannot list endpoints (needs USAGE on the service); the probe "
+                        "checks the URL",
+                    )
+                ]
             return [Check("endpoint", svc.name, Result.FAIL, _fail_text(err))]
         public = [r for r in rows if str(r.get("is_public", "")).lower() in {"true", "1", "yes"}]
         wanted = (urlsplit(svc.url).netloc or "").lower()
