@@ -145,3 +145,53 @@ def test_ctl_control_emulator_ensure_ready_resumes_once(
             assert len([s for s in counting.statements if re.search(r"\bRESUME\b", s)]) == 1
         finally:
             sql.close()
+
+
+def test_ctl_control_emulator_pool_running_an_invisible_service_is_never_suspended(
+    emulator_factory: Callable[..., Any], aws: dict[str, Any]
+) -> None:
+    """Every managed service sleeps, but another team's service runs on the pool. The gateway's
+    role cannot see it (SHOW SERVICES lists only what it holds a privilege on); the pool's own
+    num_services counts it, so reconcile leaves the pool up, and suspends it once that service
+    stops."""
+    handle = emulator_factory()
+    other = "PEDIATRIC_ML.MODELS.OTHER_TEAM_SERVICE"
+    created = httpx.post(
+        f"{handle.admin_url}/services",
+        json={"name": other, "owner_role": "OTHER_TEAM_ROLE"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    registry = parse_registry(handle.config)
+    pool = registry.services[0].compute_pool
+    with httpx.Client() as http:
+        tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+        sql = SnowflakeSql(make_connect(tokens))
+        try:
+            visible = {r["name"] for r in sql.query(f"SHOW SERVICES IN COMPUTE POOL {pool}")}
+            assert "OTHER_TEAM_SERVICE" not in visible
+            for config in registry.services:
+                sql.query(f"ALTER SERVICE {config.service} SUSPEND")
+            control = ControlPlane(
+                registry,
+                ServiceController(sql),
+                ServiceStateStore(TABLE, aws["dynamodb"]),
+                QueueMonitor(aws["sqs"], {}),
+                EventSourceMappings(aws["lambda"], {}),
+                owner_id="emulator-test",
+            )
+            report = control.reconcile()
+            [pool_round] = report.pools
+            assert (pool_round.action, pool_round.reason) == ("NONE", "pool_runs_other_work")
+            [row] = sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
+            assert str(row["state"]).upper() != "SUSPENDED"
+
+            handle.admin_post(
+                "sql", {"sql": f"ALTER SERVICE {other} SUSPEND", "role": "ACCOUNTADMIN"}
+            )
+            [pool_round] = control.reconcile().pools
+            assert (pool_round.action, pool_round.reason) == ("SUSPEND", "all_services_suspended")
+            [row] = sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
+            assert str(row["state"]).upper() == "SUSPENDED"
+        finally:
+            sql.close()
