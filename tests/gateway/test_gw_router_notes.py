@@ -127,6 +127,26 @@ def test_model_rejecting_one_row_isolates_it(
     assert len(spcs.requests) > 1  # the 4-row request was split to find the bad row
 
 
+def test_a_batch_refused_as_a_whole_goes_nowhere_near_the_dlq(
+    router: RouterFactory, gateway_env: GatewayEnv, spcs: SpcsFake
+) -> None:
+    # The service refuses every row, and a known-good probe row too: the registry's signature
+    # does not match the deployed model. That is a configuration fault to alarm on, not 4
+    # poison events: the records stay in the queue (backed off) and nothing is dead-lettered.
+    r = router("note_router")
+    spcs.status = 400
+    event = gateway_env.sqs_event(NOTES_QUEUE, [note_body(f"evt-{i}") for i in range(4)])
+
+    response = r.invoke(event)
+
+    assert r.failures(response) == {rec["messageId"] for rec in event["Records"]}
+    assert gateway_env.dead_letters(NOTES_QUEUE) == []
+    assert r.sink.rows == {}
+    delays = gateway_env.visibility_by_receipt()
+    assert set(delays) == {rec["receiptHandle"] for rec in event["Records"]}
+    assert all(0 < d <= 3_600 for d in delays.values())
+
+
 def test_expired_token_is_refreshed_once(
     router: RouterFactory, gateway_env: GatewayEnv, spcs: SpcsFake
 ) -> None:
