@@ -14,7 +14,7 @@ import pytest
 import snowflake.connector
 from snowflake.connector import errors as sf_errors
 
-from spcs_gateway.errors import ErrorCode, TransientError
+from spcs_gateway.errors import ConfigurationError, ErrorCode, TransientError
 from spcs_gateway.results import (
     MERGE_ROWS_PER_STATEMENT,
     SELECT_IDS_PER_STATEMENT,
@@ -254,6 +254,34 @@ def test_login_failure_is_a_dependency_error() -> None:
     with pytest.raises(TransientError) as caught:
         SnowflakeSql(refuse).execute("SELECT 1")
     assert caught.value.code is ErrorCode.DEPENDENCY_ERROR
+    assert "Jane" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("errno", "code"),
+    [
+        (390100, ErrorCode.AUTH_FAILED),
+        (390189, ErrorCode.PRIVILEGE_MISSING),
+        (390422, ErrorCode.CONFIGURATION_ERROR),
+    ],
+)
+def test_a_refused_login_is_a_configuration_fault(errno: int, code: ErrorCode) -> None:
+    def refuse() -> Any:
+        raise sf_errors.DatabaseError(msg="user Jane Roe refused", errno=errno)
+
+    with pytest.raises(ConfigurationError) as caught:
+        SnowflakeSql(refuse).execute("SELECT 1")
+    assert caught.value.code is code
+    assert "Jane" not in str(caught.value)
+
+
+@pytest.mark.parametrize("errno", [2003, 3001])
+def test_a_missing_grant_is_privilege_missing_not_transient(errno: int) -> None:
+    bad = sf_errors.ProgrammingError(msg=PHI_IN_ERROR, errno=errno)
+    sql = SnowflakeSql(Connector(FakeConnection(fail_with=[bad])))
+    with pytest.raises(ConfigurationError) as caught:
+        sql.execute("MERGE ...", [])
+    assert caught.value.code is ErrorCode.PRIVILEGE_MISSING
     assert "Jane" not in str(caught.value)
 
 

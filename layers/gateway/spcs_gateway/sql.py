@@ -79,6 +79,25 @@ def make_connect(
     return connect
 
 
+# Login refusals that retrying cannot fix (an operator can): the user or its key/PAT is not
+# accepted, the requested role is not granted to the user, the network policy refuses the IP.
+LOGIN_REFUSED = {
+    390100: ErrorCode.AUTH_FAILED,  # incorrect user or credential
+    390144: ErrorCode.AUTH_FAILED,  # JWT token is invalid
+    390189: ErrorCode.PRIVILEGE_MISSING,  # role not granted to this user
+    390422: ErrorCode.CONFIGURATION_ERROR,  # IP not allowed by the network policy
+}
+
+
+def login_error(exc: BaseException) -> GatewayError:
+    """The gateway error for a failed login: errno only, never the connector's message."""
+    errno = _errno(exc)
+    code = LOGIN_REFUSED.get(errno)
+    if code is not None:
+        return ConfigurationError(code, f"Snowflake refused the login (errno {errno})")
+    return TransientError(ErrorCode.DEPENDENCY_ERROR, f"Snowflake login failed (errno {errno})")
+
+
 def statement_error(exc: BaseException, error_code: ErrorCode) -> GatewayError:
     """The gateway error for a failed statement: errno only, never the connector's message."""
     errno = _errno(exc)
@@ -170,9 +189,7 @@ class SnowflakeSql:
         except GatewayError:
             raise  # credentials: already PHI-free and classified
         except sf_errors.Error as exc:
-            raise TransientError(
-                ErrorCode.DEPENDENCY_ERROR, f"Snowflake login failed (errno {_errno(exc)})"
-            ) from None
+            raise login_error(exc) from None
         self.connects += 1
         return self._conn
 
