@@ -1,1 +1,1 @@
-"""Benchmarks for spcs-gateway (issue 9): ``make bench`` runs ``python -m bench``."""
+"""Benchmarks for spcs-gateway: ``make bench`` runs ``python -m bench``."""

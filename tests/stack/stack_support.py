@@ -31,7 +31,7 @@ def function_ids(*, schedule: bool = False, api: bool = False, sqs: bool = False
 
 
 def require_control_plane() -> list[str]:
-    """The control function(s) (a Schedule event), or skip: the scenario needs issue 4's part
+    """The control function(s) (a Schedule event), or skip: the scenario needs the control-plane part
     of the template."""
     found = function_ids(schedule=True)
     if not found:

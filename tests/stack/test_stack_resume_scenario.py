@@ -1,4 +1,4 @@
-"""Issue 4's scenario through the local runner: a suspended service with 500 queued notes gets
+"""The resume scenario through the local runner: a suspended service with 500 queued notes gets
 exactly one RESUME, its event source mapping is paused and re-enabled, every note ends with a
 result row and none lands in the DLQ.
 

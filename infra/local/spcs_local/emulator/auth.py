@@ -1,6 +1,6 @@
 """Emulator-side Snowflake auth: key-pair JWT checks, PATs, ingress tokens, REST bearer.
 
-Rules (SNOWFLAKE.md, Snowflake docs "Key-pair authentication"): RS256 only;
+Rules (docs/SNOWFLAKE_FACTS.md; Snowflake docs "Key-pair authentication"): RS256 only;
 ``iss = ACCOUNT.USER.SHA256:<fp>`` and ``sub = ACCOUNT.USER`` with the account upper-cased and
 cut at the first ``.`` and the user upper-cased; ``<fp>`` names a registered public key
 (base64 of sha256 of its DER SubjectPublicKeyInfo); ``exp`` at most one hour ahead; ``iat``
