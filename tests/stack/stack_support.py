@@ -31,8 +31,8 @@ def function_ids(*, schedule: bool = False, api: bool = False, sqs: bool = False
 
 
 def require_control_plane() -> list[str]:
-    """The control function(s) (a Schedule event), or skip: the scenario needs the control-plane part
-    of the template."""
+    """The control function(s) (a Schedule event), or skip: the scenario needs the template's
+    control plane."""
     found = function_ids(schedule=True)
     if not found:
         pytest.skip("template.yaml declares no scheduled (control) function yet")
