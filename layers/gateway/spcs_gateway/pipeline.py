@@ -422,27 +422,19 @@ class Pipeline:
             from spcs_gateway.observability import emit_outcome_counts
 
             self._metrics.add_metric(name="BatchRecords", unit=MetricUnit.Count, value=len(records))
-            # Alarm-able: Snowflake refused the gateway's credentials (bad key, PAT, role).
-            auth_failed = sum(
-                1
-                for o in outcomes.values()
-                if o.cause is not None and o.cause.code is ErrorCode.AUTH_FAILED
-            )
-            if auth_failed:
-                self._metrics.add_metric(
-                    name="AuthFailures", unit=MetricUnit.Count, value=auth_failed
-                )
-            # Alarm-able: records kept back by a configuration fault (signature mismatch, a
-            # missing grant, a wrong method URL, refused credentials), never DLQ'd.
-            misconfigured = sum(
-                1
-                for o in outcomes.values()
-                if o.cause is not None and o.cause.kind is FailureKind.CONFIGURATION
-            )
-            if misconfigured:
-                self._metrics.add_metric(
-                    name="ConfigurationFaults", unit=MetricUnit.Count, value=misconfigured
-                )
+            causes = [o.cause for o in outcomes.values() if o.cause is not None]
+            alarmable = {
+                # Snowflake refused the gateway's credentials (bad key, PAT, role).
+                "AuthFailures": sum(1 for c in causes if c.code is ErrorCode.AUTH_FAILED),
+                # Records kept back by a configuration fault (signature mismatch, a missing
+                # grant, a wrong method URL, refused credentials), never dead-lettered.
+                "ConfigurationFaults": sum(
+                    1 for c in causes if c.kind is FailureKind.CONFIGURATION
+                ),
+            }
+            for name, value in alarmable.items():
+                if value:
+                    self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             if "infer_ms" in timings:
                 self._metrics.add_metric(
                     name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings["infer_ms"]
