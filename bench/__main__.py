@@ -69,7 +69,8 @@ def _runners(quick: bool) -> dict[str, tuple[Callable[[], dict[str, Any]], Calla
 
 
 def _targets(results: dict[str, Any]) -> dict[str, Any]:
-    """Every target of issue 9 with its figure and whether it is met (None: not measured)."""
+    """Every target the benchmarks report, with its figure and whether it is met (None: not
+    measured)."""
     out: dict[str, Any] = {}
     tput = results.get("throughput", {})
     if "batches" in tput:

@@ -1,22 +1,22 @@
 """Idle cost: billed compute seconds of lifecycle policies over synthetic arrival traces.
 
-A discrete-event simulation of one SPCS model service fed by a queue. Our policy is not
-re-implemented here: every decision is ``spcs_gateway.lifecycle.decide_service`` called with a
-fake clock, the evolving ``ServiceState`` (kept the way ``service_state.ServiceStateStore``
-records it), the ``Observed`` status and the queue ``Backlog``; the delay a router gives a
-record when the service is down is ``backoff.BackoffPolicy`` with a seeded RNG. What the
-simulation models around the policy (control.py's protocol, simplified to its timing):
+A discrete-event simulation of one SPCS model service fed by a queue. Ours is the real control
+plane: ``spcs_gateway.control.ControlPlane`` with the in-memory adapters of
+``spcs_gateway.control.memory`` on a simulated clock (``ManualClock``), so the simulation runs
+exactly the resume protocol, reconcile round, pool handling and lifecycle policy the control
+function runs. What the simulation models around it:
 
-- reconcile every ``reconcile_s`` (the EventBridge schedule): observe, record the observation
-  (a status change sets ``last_transition_at``), decide with the queue depth, execute
-  (RESUME, SUSPEND, FINISH_RESUME);
-- a record that reaches the router while the service is not ready is handed back with the
-  UNAVAILABLE visibility delay and the router asks control to ``ensure_ready``: it decides with
-  the waiting caller as demand, issues RESUME (lease, mappings paused, ``resumed_at``) and polls
-  every ``poll_s`` within its budget; when READY it re-enables the mappings (or the next
-  reconcile does: FINISH_RESUME). Messages wait in the queue meanwhile (no receive counts).
-- a resume takes ``resume_s`` (R: model load) and is billed; SUSPEND stops billing at once;
-  processing costs ``service_s`` per event, one at a time, FIFO.
+- Snowflake: ``MemorySpcsServices`` (a resume is PENDING for ``resume_s``, R: model load,
+  billed; SUSPEND stops billing at once); billed seconds are read from its status history;
+- the schedule: ``ControlPlane.reconcile`` every ``reconcile_s``, with the queue's depth
+  (waiting records visible, records being processed in flight);
+- the routers: a record the event source mapping delivers while the service is not ready goes
+  back with the real ``backoff.BackoffPolicy`` delay (seeded) and the router asks the control
+  plane to ``ensure_ready`` (the real call, on its own simulated thread: it sleeps between
+  readiness polls while the rest of the world moves on); while the mapping is paused records
+  wait in the queue; once it is enabled again with the service READY they are processed,
+  ``service_s`` each, one at a time, FIFO; each processed record records activity through the
+  real ``service_state.ActivityRecorder`` (one write per 5 s, as a router container does).
 
 Compared over the same arrivals: always-on; Snowflake's fixed ``AUTO_SUSPEND_SECS`` (idle timer
 from the last request, AUTO_RESUME on the first request, the request waits exactly R: no retry
@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 import math
 import random
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,20 +45,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spcs_gateway.backoff import BackoffPolicy
-from spcs_gateway.errors import FailureKind
-from spcs_gateway.lifecycle import (
-    DEFAULT_POLICY,
-    Action,
-    Backlog,
-    LifecyclePolicy,
-    Observed,
-    ServiceState,
-    ServiceStatus,
-    decide_service,
+from spcs_gateway.control import ControlPlane, ControlSettings
+from spcs_gateway.control.memory import (
+    ManualClock,
+    MemoryMappings,
+    MemoryQueues,
+    MemorySpcsServices,
+    MemoryStateStore,
 )
-from spcs_gateway.queues import QueueDepth
-from spcs_gateway.registry import ServiceConfig, Task
-from spcs_gateway.service_state import DEFAULT_LEASE_TTL
+from spcs_gateway.errors import FailureKind
+from spcs_gateway.lifecycle import DEFAULT_POLICY, LifecyclePolicy
+from spcs_gateway.registry import Registry, SecretRef, ServiceConfig, SnowflakeSettings, Task
+from spcs_gateway.service_record import ServiceRecord
+from spcs_gateway.service_state import ActivityRecorder
+from spcs_gateway.status import ServiceStatus
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -302,179 +304,161 @@ def optimum(trace: Trace, params: SimParams, baseline: Sequence[float]) -> Polic
 
 
 # ---------------------------------------------------------------------------------------------
-# Ours: the control plane's policy, driven by a fake clock
+# Ours: the real control plane on a simulated clock
 
 
 def _at(t: float) -> datetime:
     return EPOCH + timedelta(seconds=t)
 
 
-class _OursSim:
-    _TICK, _ARRIVAL, _POLL = 0, 1, 2  # heap order at equal times: a tick observes first
+class _Caller:
+    """One ``ensure_ready`` call on its own thread. Only one thread runs at a time: the call
+    runs until it sleeps (its next readiness poll becomes an event) or returns, and hands the
+    turn back to the simulation loop."""
+
+    def __init__(self, sim: _Simulation, ident: int) -> None:
+        self.ident = ident
+        self.turn = threading.Semaphore(0)
+        self.done = False
+        self.error: BaseException | None = None
+        self._sim = sim
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._sim.local.caller = self
+        self.turn.acquire()
+        try:
+            self._sim.control.ensure_ready(
+                self._sim.config.name, budget_s=self._sim.p.ensure_budget_s
+            )
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the simulation loop
+            self.error = exc
+        finally:
+            self.done = True
+            self._sim.baton.release()
+
+
+class _Simulation:
+    _TICK, _ARRIVAL, _WAKE = 0, 1, 2  # heap order at equal times: a tick observes first
 
     def __init__(
         self, trace: Trace, params: SimParams, config: ServiceConfig, policy: LifecyclePolicy
     ) -> None:
-        self.trace, self.p, self.config, self.policy = trace, params, config, policy
+        self.trace, self.p, self.config = trace, params, config
         self.rng = random.Random(f"backoff-{params.seed}")
         self.backoff = BackoffPolicy()
-        # Snowflake's truth
-        self.status = ServiceStatus.SUSPENDED
-        self.ready_at = math.inf
-        # The control plane's record (ServiceState fields), starting from a known suspension.
-        self.rec_status = ServiceStatus.SUSPENDED
-        self.rec_ready = False
-        self.observed_at: float | None = 0.0
-        self.last_transition_at: float | None = 0.0
-        self.last_activity: float | None = None
-        self.resumed_at: float | None = None
-        self.suspended_at: float | None = None
-        self.lease_expires_at: float | None = None
-        self.mappings_paused = False
-        # ensure_ready polling
-        self.poll_deadline: float | None = None
-        self.lease_renewed_at = 0.0
+        self.clock = ManualClock(EPOCH)
+        self.services = MemorySpcsServices(
+            self.clock.now, resume_seconds=params.resume_s, start_seconds=0.0
+        )
+        self.services.add_service(config.service, config.compute_pool, ServiceStatus.SUSPENDED)
+        # The record starts from a known suspension.
+        self.store = MemoryStateStore(
+            [
+                ServiceRecord(
+                    config.name,
+                    status=ServiceStatus.SUSPENDED,
+                    observed_at=EPOCH,
+                    last_transition_at=EPOCH,
+                )
+            ]
+        )
+        self.queues = MemoryQueues([QUEUE])
+        self.mappings = MemoryMappings([QUEUE])
+        self.control = ControlPlane(
+            _registry(config),
+            self.services,
+            self.store,
+            self.queues,
+            self.mappings,
+            settings=ControlSettings(poll_interval_s=params.poll_s, policy=policy, owner_id="sim"),
+            clock=self.clock.now,
+            sleep=self._sleep,
+        )
+        self.activity = (
+            ActivityRecorder(self.store, clock=self.clock.now) if params.router_activity else None
+        )
         # queue and server
         self.waiting: deque[tuple[int, float]] = deque()  # (event, visible at)
         self.scheduled: deque[float] = deque()  # completion times not yet reached
         self.free_at = 0.0
         self.completions = [math.nan] * len(trace.arrivals)
-        # billing
-        self.up_since: float | None = None
-        self.billed = 0.0
-        self.resumes = 0
-        self.suspends = 0
-        self.decisions = 0
+        # the event loop and the ensure_ready callers
         self.heap: list[tuple[float, int, int]] = []
+        self.now = 0.0
+        self.baton = threading.Semaphore(0)
+        self.local = threading.local()
+        self.callers: dict[int, _Caller] = {}
+        self._ids = itertools.count()
+        self.reconciles = 0
+        self.ensure_ready_calls = 0
 
-    # -- the record the policy sees ------------------------------------------------------------
+    # -- ensure_ready callers ----------------------------------------------------------------
 
-    def _state(self, now: float) -> ServiceState:
-        def dt(t: float | None) -> datetime | None:
-            return None if t is None else _at(t)
+    def _sleep(self, seconds: float) -> None:
+        """The control plane's sleep, on a caller's thread: wake up as a later event."""
+        caller: _Caller = self.local.caller
+        heapq.heappush(self.heap, (self.now + seconds, self._WAKE, caller.ident))
+        self.baton.release()
+        caller.turn.acquire()
 
-        leased = self.lease_expires_at is not None
-        return ServiceState(
-            name=self.config.name,
-            status=self.rec_status,
-            ready=self.rec_ready,
-            observed_at=dt(self.observed_at),
-            last_transition_at=dt(self.last_transition_at),
-            last_activity=dt(self.last_activity),
-            resumed_at=dt(self.resumed_at),
-            suspended_at=dt(self.suspended_at),
-            lease_owner="control" if leased else None,
-            lease_expires_at=dt(self.lease_expires_at),
-            mappings_paused=self.mappings_paused,
+    def _turn(self, caller: _Caller) -> None:
+        caller.turn.release()
+        self.baton.acquire()
+        if caller.error is not None:
+            raise caller.error
+        if caller.done:
+            del self.callers[caller.ident]
+
+    def _ensure_ready(self) -> None:
+        self.ensure_ready_calls += 1
+        caller = _Caller(self, next(self._ids))
+        self.callers[caller.ident] = caller
+        caller.start()
+        self._turn(caller)
+
+    # -- the world around the control plane ---------------------------------------------------
+
+    def _serving(self) -> bool:
+        """The mapping delivers and the service answers."""
+        return self.mappings.enabled(QUEUE) and self.services.status(self.config.service) == (
+            ServiceStatus.RUNNING
         )
-
-    def _observe(self, now: float) -> Observed:
-        if self.status is ServiceStatus.PENDING and now >= self.ready_at:
-            self.status = ServiceStatus.RUNNING
-        return Observed(self.status.value, ready=self.status is ServiceStatus.RUNNING)
-
-    def _record_observation(self, obs: Observed, now: float) -> None:
-        status = ServiceStatus.parse(obs.status)
-        if status is not self.rec_status:
-            self.rec_status, self.last_transition_at = status, now
-        self.rec_ready, self.observed_at = obs.ready, now
-
-    def _decide(self, obs: Observed, backlog: Backlog, now: float) -> Action:
-        self.decisions += 1
-        return decide_service(
-            self.config, self._state(now), obs, backlog, _at(now), self.policy
-        ).action
-
-    # -- actions -----------------------------------------------------------------------------
-
-    def _start_resume(self, now: float) -> None:
-        self.lease_expires_at = now + DEFAULT_LEASE_TTL.total_seconds()
-        self.mappings_paused = True
-        self.status, self.ready_at = ServiceStatus.PENDING, now + self.p.resume_s
-        self.resumed_at = now
-        self.resumes += 1
-        self.up_since = now
-
-    def _suspend(self, now: float) -> None:
-        assert self.up_since is not None
-        self.billed += _clip(self.up_since, now, self.trace.horizon)
-        self.up_since = None
-        self.status, self.ready_at = ServiceStatus.SUSPENDED, math.inf
-        self.suspended_at = now
-        self.suspends += 1
-
-    def _finish(self, obs: Observed, now: float) -> None:
-        self.mappings_paused = False
-        self._record_observation(obs, now)
-        self.lease_expires_at = None
-        self.poll_deadline = None
-        while obs.ready and self.waiting:  # the mapping delivers what waited, once visible
-            event, visible_at = self.waiting.popleft()
-            self._serve(event, max(now, visible_at))
 
     def _serve(self, event: int, at: float) -> None:
         start = max(at, self.free_at)
         self.free_at = start + self.p.service_s
         self.completions[event] = self.free_at
         self.scheduled.append(self.free_at)
-        if self.p.router_activity:  # the router's (throttled) write
-            self.last_activity = max(self.last_activity or start, start)
+        if self.activity is not None:  # the router's (throttled) write
+            self.activity.record(self.config.name, _at(start))
 
-    # -- happenings --------------------------------------------------------------------------
-
-    def _ensure_ready(self, now: float) -> None:
-        if self.poll_deadline is not None:
-            return  # our own ensure_ready holds the lease: IN_PROGRESS
-        obs = self._observe(now)
-        action = self._decide(obs, Backlog(on_demand_in_flight=1), now)
-        if obs.ready:
-            self._finish(obs, now)
-        elif action is Action.RESUME:
-            self._start_resume(now)
-            self.poll_deadline = now + self.p.ensure_budget_s
-            self.lease_renewed_at = now
-            heapq.heappush(self.heap, (now + self.p.poll_s, self._POLL, 0))
-
-    def _poll(self, now: float) -> None:
-        if self.poll_deadline is None:
-            return
-        obs = self._observe(now)
-        self._decide(obs, Backlog(on_demand_in_flight=1), now)  # WAIT (starting) until ready
-        if obs.ready:
-            self._finish(obs, now)
-            return
-        if self.poll_deadline - now < self.p.poll_s:
-            self.poll_deadline = None  # out of budget: reconcile finishes it
-            return
-        ttl = DEFAULT_LEASE_TTL.total_seconds()
-        if now - self.lease_renewed_at >= ttl / 2:
-            self.lease_expires_at, self.lease_renewed_at = now + ttl, now
-        heapq.heappush(self.heap, (now + self.p.poll_s, self._POLL, 0))
+    def _deliver(self, now: float) -> None:
+        """Once the mapping is enabled again with the service READY, what waited is delivered
+        (each record once it is visible)."""
+        while self.waiting and self._serving():
+            event, visible_at = self.waiting.popleft()
+            self._serve(event, max(now, visible_at))
 
     def _arrival(self, event: int, now: float) -> None:
-        obs = self._observe(now)
-        if obs.ready and not self.mappings_paused:
-            self._serve(event, now)
-        elif self.mappings_paused:
+        if not self.mappings.enabled(QUEUE):
             self.waiting.append((event, now))  # the mapping is paused: it waits in the queue
+        elif self._serving():
+            self._serve(event, now)
         else:  # delivered to a router that finds the service down
             delay = self.backoff.delay(FailureKind.UNAVAILABLE, 1, self.rng)
             self.waiting.append((event, now + delay))
-            self._ensure_ready(now)
+            self._ensure_ready()
 
     def _tick(self, now: float) -> None:
-        obs = self._observe(now)
-        self._record_observation(obs, now)
         while self.scheduled and self.scheduled[0] <= now:
             self.scheduled.popleft()
-        depth = QueueDepth(visible=len(self.waiting), in_flight=len(self.scheduled), delayed=0)
-        action = self._decide(obs, Backlog(queues={QUEUE: depth}), now)
-        if action is Action.RESUME:
-            self._start_resume(now)
-        elif action is Action.SUSPEND:
-            self._suspend(now)
-        elif action is Action.FINISH_RESUME:
-            self._finish(obs, now)
+        self.queues.set(QUEUE, visible=len(self.waiting), in_flight=len(self.scheduled))
+        self.reconciles += 1
+        self.control.reconcile()
 
     def run(self) -> PolicyResult:
         arrivals = self.trace.arrivals
@@ -486,27 +470,37 @@ class _OursSim:
             now, kind, index = heapq.heappop(self.heap)
             if now > limit:
                 raise RuntimeError("simulation did not settle")  # a policy bug, not a result
+            self.now = now
+            self.clock.set(_at(now))
             if kind == self._ARRIVAL:
                 self._arrival(index, now)
-            elif kind == self._POLL:
-                self._poll(now)
+            elif kind == self._WAKE:
+                self._turn(self.callers[index])
             else:
                 self._tick(now)
                 if now < self.trace.horizon or self.waiting:
                     heapq.heappush(self.heap, (now + self.p.reconcile_s, self._TICK, 0))
-        if self.up_since is not None:
-            self.billed += _clip(self.up_since, self.trace.horizon, self.trace.horizon)
+            self._deliver(now)
+        billed = self.services.up_seconds(self.config.service, EPOCH, _at(self.trace.horizon))
         return PolicyResult(
             "ours",
-            self.billed,
-            self.resumes,
+            billed,
+            self.store.get(self.config.name).resumes,
             self.completions,
             {
                 "idle_seconds": self.config.idle_seconds,
                 "min_uptime_seconds": self.config.min_uptime_seconds,  # None: the policy's
-                "decide_service_calls": self.decisions,
+                "reconcile_rounds": self.reconciles,
+                "ensure_ready_calls": self.ensure_ready_calls,
             },
         )
+
+
+def _registry(config: ServiceConfig) -> Registry:
+    snowflake = SnowflakeSettings(
+        account="simulated", user="simulated", secret=SecretRef(file="/dev/null")
+    )
+    return Registry(snowflake=snowflake, services=[config])
 
 
 def service_config(idle_seconds: int, min_uptime_seconds: int | None = None) -> ServiceConfig:
@@ -531,7 +525,7 @@ def ours(
     min_uptime_seconds: int | None = None,
 ) -> PolicyResult:
     config = service_config(idle_seconds, min_uptime_seconds)
-    return _OursSim(trace, params, config, policy).run()
+    return _Simulation(trace, params, config, policy).run()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Events (contract in ``spcs_gateway.control_client``): the EventBridge schedule -> reconcile;
 ``{"action": "ensure_ready" | "suspend" | "reconcile" | "status", ...}`` from routers, the API
-and operators. Dependencies are built once per container and reused across warm invocations.
+and operators (``spcs_gateway.control.handler``). The environment (``control.settings``) is read
+once and the control plane built once per container, reused across warm invocations.
 """
 
 from __future__ import annotations

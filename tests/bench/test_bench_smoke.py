@@ -58,15 +58,26 @@ def test_fixed_timeout_longer_than_every_gap_never_suspends() -> None:
     assert fixed.billed_s == pytest.approx(DAY - ARRIVALS[0])
 
 
-def test_simulation_is_driven_by_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulation_is_driven_by_the_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ours is the real control plane: its policy decides, through its resume and reconcile."""
+    from spcs_gateway.control import reconcile, resume
+
     calls: list[Action] = []
 
     def never_act(*args: object, **kwargs: object) -> Decision:
         calls.append(Action.NONE)
         return Decision(Action.NONE, Reason.SUSPENDED_IDLE)
 
-    monkeypatch.setattr(idle_cost, "decide_service", never_act)
+    for module in (reconcile, resume):
+        monkeypatch.setattr(module, "decide_service", never_act)
     # A policy that never resumes leaves the events waiting: the simulator refuses to settle.
     with pytest.raises(RuntimeError, match="did not settle"):
         idle_cost.ours(TRACE, PARAMS, TRACE.idle_seconds)
     assert calls
+
+
+def test_ours_counts_the_control_planes_calls() -> None:
+    ours = idle_cost.ours(TRACE, PARAMS, TRACE.idle_seconds)
+    # One reconcile per minute of the day, and one ensure_ready per burst that found it asleep.
+    assert ours.params["reconcile_rounds"] == DAY / PARAMS.reconcile_s
+    assert ours.params["ensure_ready_calls"] == 3

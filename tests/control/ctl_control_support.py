@@ -1,13 +1,16 @@
-"""Fakes and a moto world for the control-plane tests (imported by test_ctl_control*.py and
-test_ctl_cli.py; tests/control is on sys.path under pytest's default import mode)."""
+"""Worlds for the control-plane tests (imported by test_ctl_*.py; tests/control is on sys.path
+under pytest's default import mode).
+
+``memory_world``: every port in memory (``spcs_gateway.control.memory``). ``aws_world``: the
+production AWS adapters on moto (state table, queues, event source mappings) with Snowflake in
+memory. Both have the same surface, so a scenario can run in either.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +24,18 @@ from moto_support import (
     fake_credentials,
 )
 
-from spcs_gateway.control import ControlPlane
+from spcs_gateway.control import ControlPlane, ControlSettings
+from spcs_gateway.control.memory import (
+    ManualClock,
+    MemoryMappings,
+    MemoryQueues,
+    MemorySpcsServices,
+    MemoryStateStore,
+)
+from spcs_gateway.control.ports import MappingSwitch, QueueBacklog, StateStore
 from spcs_gateway.lifecycle import LifecyclePolicy
 from spcs_gateway.queues import EventSourceMappings, QueueMonitor
 from spcs_gateway.registry import Registry, parse_registry
-from spcs_gateway.service_control import ServiceController
 from spcs_gateway.service_state import ServiceStateStore
 
 TABLE = "spcs-gateway-service-state"
@@ -33,6 +43,7 @@ T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 NER = "PEDIATRIC_ML.MODELS.BIOBERT_NER_SERVICE"
 CLIP = "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE"
 POOL = "ML_INFERENCE_POOL"
+QUEUES = ("notes", "images")
 
 
 def registry_doc(idle_seconds: int = 60, **ner_extra: Any) -> dict[str, Any]:
@@ -71,138 +82,117 @@ def make_registry(**kwargs: Any) -> Registry:
     return parse_registry(registry_doc(**kwargs))
 
 
-class FakeClock:
-    """Shared fake time; ``sleep`` advances it (thread-safe)."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += timedelta(seconds=seconds)
-
-
-@dataclass
-class _Svc:
-    status: str
-    pool: str
-    pending_left: int = 0  # SHOW SERVICES calls until PENDING -> RUNNING
-    starting_left: int = 0  # SHOW SERVICE CONTAINERS calls until containers READY
-
-
 class Crash(BaseException):
     """Simulates the process dying (not an Exception: nothing in the code under test eats it)."""
 
 
-@dataclass
-class FakeSnowflake:
-    """A ``QueryRunner`` that answers the SQL ``ServiceController`` issues, with SPCS statuses:
-    RESUME -> PENDING for ``pending_polls`` observations -> RUNNING with containers PENDING for
-    ``starting_polls`` container checks -> READY. Records every statement."""
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, float, str, str | None]] = []
+        self._lock = threading.Lock()
 
-    services: dict[str, _Svc] = field(default_factory=dict)
-    pools: dict[str, str] = field(default_factory=dict)
-    pending_polls: int = 2
-    starting_polls: int = 1
-    statements: list[str] = field(default_factory=list)
-    crash_on: Callable[[str], bool] | None = None
-    fail_on: Callable[[str], bool] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def with_services(
-        cls, statuses: dict[str, str], pool_state: str = "ACTIVE", **kwargs: Any
-    ) -> FakeSnowflake:
-        fake = cls(**kwargs)
-        for fqn, status in statuses.items():
-            fake.services[fqn] = _Svc(status, POOL)
-        fake.pools[POOL] = pool_state
-        return fake
-
-    def set_status(self, fqn: str, status: str) -> None:
+    def emit(
+        self, name: str, value: float, unit: Any, *, service: str, outcome: str | None = None
+    ) -> None:
         with self._lock:
-            self.services[fqn] = _Svc(status, self.services[fqn].pool)
+            self.points.append((name, value, service, outcome))
 
-    def status(self, fqn: str) -> str:
-        return self.services[fqn].status
+    def named(self, name: str) -> list[tuple[str, float, str, str | None]]:
+        return [p for p in self.points if p[0] == name]
 
-    def count(self, pattern: str) -> int:
-        return sum(1 for s in self.statements if re.search(pattern, s))
 
-    def index(self, pattern: str) -> int:
-        return next(i for i, s in enumerate(self.statements) if re.search(pattern, s))
+def snowflake(
+    clock: ManualClock,
+    statuses: dict[str, str] | None = None,
+    *,
+    resume_seconds: float = 10.0,
+    start_seconds: float = 5.0,
+) -> MemorySpcsServices:
+    """Both managed services on one pool. A resume is PENDING for ``resume_seconds``, then
+    RUNNING with containers READY ``start_seconds`` later; a RUNNING service starts READY."""
+    services = MemorySpcsServices(
+        clock.now, resume_seconds=resume_seconds, start_seconds=start_seconds
+    )
+    services.add_pool(POOL)
+    for fqn, status in (statuses or {NER: "SUSPENDED", CLIP: "SUSPENDED"}).items():
+        services.add_service(fqn, POOL, status)
+    return services
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self.crash_on is not None and self.crash_on(sql):
-            raise Crash()
-        if self.fail_on is not None and self.fail_on(sql):
-            from spcs_gateway.errors import ErrorCode, TransientError
 
-            raise TransientError(ErrorCode.DEPENDENCY_ERROR, "Snowflake statement failed")
-        with self._lock:
-            self.statements.append(sql)
-            return self._answer(sql)
+class World:
+    """The ports of one control plane, a clock and recorded metrics. Queue and mapping helpers
+    are overridden by ``AwsWorld``."""
 
-    def _answer(self, sql: str) -> list[dict[str, Any]]:
-        m = re.fullmatch(r"SHOW SERVICES LIKE '(\w+)'(?: IN SCHEMA (\w+)\.(\w+))?", sql)
-        if m:
-            fqn = f"{m.group(2)}.{m.group(3)}.{m.group(1)}"
-            svc = self.services.get(fqn)
-            if svc is None:
-                return []
-            if svc.status == "PENDING":
-                if svc.pending_left <= 0:
-                    svc.status, svc.starting_left = "RUNNING", self.starting_polls
-                else:
-                    svc.pending_left -= 1
-            return [{"name": m.group(1), "status": svc.status, "compute_pool": svc.pool}]
-        m = re.fullmatch(r"SHOW SERVICE CONTAINERS IN SERVICE ([\w.]+)", sql)
-        if m:
-            svc = self.services[m.group(1)]
-            ready = svc.starting_left <= 0
-            svc.starting_left -= 1
-            return [{"instance_id": "0", "status": "READY" if ready else "PENDING"}]
-        m = re.fullmatch(r"ALTER SERVICE ([\w.]+) (RESUME|SUSPEND)", sql)
-        if m:
-            svc = self.services[m.group(1)]
-            if m.group(2) == "RESUME" and svc.status == "SUSPENDED":
-                svc.status, svc.pending_left = "PENDING", self.pending_polls
-                if self.pools.get(svc.pool) == "SUSPENDED":  # AUTO_RESUME of the pool
-                    self.pools[svc.pool] = "ACTIVE"
-            elif m.group(2) == "SUSPEND":
-                svc.status = "SUSPENDED"
-            return [{"status": "Statement executed successfully."}]
-        m = re.fullmatch(r"SHOW COMPUTE POOLS LIKE '(\w+)'", sql)
-        if m:
-            state = self.pools.get(m.group(1))
-            # num_services: services (and jobs) running on the pool, every owner's.
-            running = sum(
-                1
-                for svc in self.services.values()
-                if svc.pool == m.group(1) and svc.status not in {"SUSPENDED", "DONE"}
-            )
-            if state is None:
-                return []
-            return [{"name": m.group(1), "state": state, "num_services": running}]
-        m = re.fullmatch(r"ALTER COMPUTE POOL (\w+) (RESUME|SUSPEND)", sql)
-        if m:
-            if m.group(2) == "RESUME":
-                self.pools[m.group(1)] = "ACTIVE"
-            else:
-                self.pools[m.group(1)] = "SUSPENDED"
-                for svc in self.services.values():
-                    if svc.pool == m.group(1):
-                        svc.status = "SUSPENDED"
-            return [{"status": "Statement executed successfully."}]
-        raise AssertionError(f"unexpected SQL: {sql}")
+    def __init__(
+        self,
+        services: MemorySpcsServices,
+        store: StateStore,
+        backlog: QueueBacklog,
+        mappings: MappingSwitch,
+        clock: ManualClock,
+    ) -> None:
+        self.services = services
+        self.store = store
+        self.backlog = backlog
+        self.mappings = mappings
+        self.clock = clock
+        self.metrics = RecordingMetrics()
+
+    def control(self, registry: Registry | None = None, **settings: Any) -> ControlPlane:
+        options: dict[str, Any] = {
+            "owner_id": "test",
+            "policy": LifecyclePolicy(min_uptime=timedelta(0)),
+            "poll_interval_s": 5.0,
+            **settings,
+        }
+        return ControlPlane(
+            registry or make_registry(),
+            self.services,
+            self.store,
+            self.backlog,
+            self.mappings,
+            settings=ControlSettings(**options),
+            clock=self.clock.now,
+            sleep=self.clock.sleep,
+            metrics=self.metrics,
+        )
+
+    @property
+    def memory_queues(self) -> MemoryQueues:
+        assert isinstance(self.backlog, MemoryQueues)
+        return self.backlog
+
+    @property
+    def memory_mappings(self) -> MemoryMappings:
+        assert isinstance(self.mappings, MemoryMappings)
+        return self.mappings
+
+    def mapping_enabled(self, queue: str) -> bool:
+        return self.memory_mappings.enabled(queue)
+
+    def set_mapping(self, queue: str, enabled: bool) -> None:
+        self.memory_mappings.set_enabled([queue], enabled)
+
+    def send(self, queue: str, count: int) -> None:
+        self.memory_queues.send(queue, count)
+
+    def drain(self, queue: str) -> None:
+        self.memory_queues.drain(queue)
+
+    def items(self) -> list[Any]:
+        assert isinstance(self.store, MemoryStateStore)
+        return list(self.store.records().values())
+
+
+def memory_world(statuses: dict[str, str] | None = None, **lifecycle: float) -> World:
+    clock = ManualClock(T0)
+    return World(
+        snowflake(clock, statuses, **lifecycle),
+        MemoryStateStore(),
+        MemoryQueues(QUEUES),
+        MemoryMappings(QUEUES),
+        clock,
+    )
 
 
 class SerializedClient:
@@ -225,56 +215,28 @@ class SerializedClient:
         return call
 
 
-class RecordingMetrics:
-    def __init__(self) -> None:
-        self.points: list[tuple[str, float, str, str | None]] = []
-        self._lock = threading.Lock()
+class AwsWorld(World):
+    """The production AWS adapters on moto: ServiceStateStore, QueueMonitor, EventSourceMappings."""
 
-    def emit(
-        self, name: str, value: float, unit: Any, *, service: str, outcome: str | None = None
-    ) -> None:
-        with self._lock:
-            self.points.append((name, value, service, outcome))
-
-    def named(self, name: str) -> list[tuple[str, float, str, str | None]]:
-        return [p for p in self.points if p[0] == name]
-
-
-@dataclass
-class World:
-    """moto AWS (state table, queues, router functions + mappings) plus a fake Snowflake."""
-
-    dynamodb: Any
-    sqs: Any
-    lam: Any
-    urls: dict[str, str]
-    arns: dict[str, str]
-    mapping_uuids: dict[str, str]
-    snowflake: FakeSnowflake
-    clock: FakeClock
-    metrics: RecordingMetrics
-
-    @property
-    def store(self) -> ServiceStateStore:
-        return ServiceStateStore(TABLE, self.dynamodb)
-
-    def control(self, registry: Registry | None = None, **kwargs: Any) -> ControlPlane:
-        options: dict[str, Any] = {
-            "clock": self.clock.now,
-            "sleep": self.clock.sleep,
-            "owner_id": "test",
-            "policy": LifecyclePolicy(min_uptime=timedelta(seconds=0)),
-            "poll_interval": 5.0,
-            "metrics": self.metrics,
-        }
-        options.update(kwargs)
-        return ControlPlane(
-            registry or make_registry(),
-            ServiceController(self.snowflake),
-            self.store,
+    def __init__(self, services: MemorySpcsServices, clock: ManualClock) -> None:
+        self.dynamodb = SerializedClient(boto3.client("dynamodb", region_name=REGION))
+        create_state_table(self.dynamodb, TABLE)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.lam = boto3.client("lambda", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+        self.urls, self.arns = create_queues(self.sqs, QUEUES, suffix="-queue")
+        self.mapping_uuids: dict[str, str] = {}
+        for queue, function in (("notes", "note-router"), ("images", "image-router")):
+            create_function(self.lam, iam, function)
+            self.mapping_uuids[queue] = self.lam.create_event_source_mapping(
+                EventSourceArn=self.arns[queue], FunctionName=function, BatchSize=10
+            )["UUID"]
+        super().__init__(
+            services,
+            ServiceStateStore(TABLE, self.dynamodb),
             QueueMonitor(self.sqs, self.urls),
             EventSourceMappings(self.lam, self.arns),
-            **options,
+            clock,
         )
 
     def mapping_enabled(self, queue: str) -> bool:
@@ -298,39 +260,25 @@ class World:
     def drain(self, queue: str) -> None:
         self.sqs.purge_queue(QueueUrl=self.urls[queue])
 
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[Any]:
         return list(self.dynamodb.scan(TableName=TABLE)["Items"])
 
 
 def aws_world(
-    monkeypatch: Any, statuses: dict[str, str] | None = None, **fake_kwargs: Any
-) -> Iterator[World]:
+    monkeypatch: Any, statuses: dict[str, str] | None = None, **lifecycle: float
+) -> Iterator[AwsWorld]:
     """Generator body for a fixture: ``yield from aws_world(monkeypatch, ...)``."""
     fake_credentials(monkeypatch)
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_state_table(dynamodb, TABLE)
-        sqs = boto3.client("sqs", region_name=REGION)
-        lam = boto3.client("lambda", region_name=REGION)
-        iam = boto3.client("iam", region_name=REGION)
-        urls, arns = create_queues(sqs, ("notes", "images"), suffix="-queue")
-        uuids: dict[str, str] = {}
-        for queue, function in (("notes", "note-router"), ("images", "image-router")):
-            create_function(lam, iam, function)
-            uuids[queue] = lam.create_event_source_mapping(
-                EventSourceArn=arns[queue], FunctionName=function, BatchSize=10
-            )["UUID"]
-        snowflake = FakeSnowflake.with_services(
-            statuses or {NER: "SUSPENDED", CLIP: "SUSPENDED"}, **fake_kwargs
-        )
-        yield World(
-            SerializedClient(dynamodb),
-            sqs,
-            lam,
-            urls,
-            arns,
-            uuids,
-            snowflake,
-            FakeClock(),
-            RecordingMetrics(),
-        )
+        clock = ManualClock(T0)
+        yield AwsWorld(snowflake(clock, statuses, **lifecycle), clock)
+
+
+def any_world(
+    kind: str, monkeypatch: Any, statuses: dict[str, str] | None = None, **lifecycle: float
+) -> Iterator[World]:
+    """``memory`` or ``aws`` (for a fixture parametrised over both)."""
+    if kind == "memory":
+        yield memory_world(statuses, **lifecycle)
+    else:
+        yield from aws_world(monkeypatch, statuses, **lifecycle)

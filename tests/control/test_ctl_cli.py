@@ -9,14 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ctl_control_support import NER, TABLE, World, aws_world, registry_doc
+from ctl_control_support import NER, TABLE, AwsWorld, World, aws_world, memory_world, registry_doc
 
 from spcs_gateway.cli import build_from_args, main, parser, redrive_dlq
 from spcs_gateway.control import ControlPlane
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world() -> World:
+    return memory_world()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
     yield from aws_world(monkeypatch)
 
 
@@ -33,7 +38,7 @@ def cli(
 
 
 def test_ctl_cli_status_table(world: World) -> None:
-    world.snowflake.set_status(NER, "RUNNING")
+    world.services.set_status(NER, "RUNNING")
     world.store.record_activity("biobert_ner", world.clock.now())
     world.send("images", 2)
     code, out, err = cli(world, "status")
@@ -72,7 +77,7 @@ def test_ctl_cli_unknown_service_is_one_coded_line(world: World) -> None:
         assert err.startswith("error: UNKNOWN_SERVICE: ")
         assert err.count("\n") == 1
         assert "Traceback" not in err
-    assert world.snowflake.statements == []
+    assert world.services.calls == []
 
 
 def test_ctl_cli_resume_and_suspend(world: World) -> None:
@@ -106,7 +111,7 @@ def test_ctl_cli_reconcile(world: World) -> None:
 
 
 def test_ctl_cli_snowflake_error_exit_code(world: World) -> None:
-    world.snowflake.fail_on = lambda sql: True
+    world.services.fail_on = lambda operation, name: True
     code, out, err = cli(world, "resume", "biobert_ner")
     assert (code, out) == (1, "")
     assert err == "error: DEPENDENCY_ERROR: biobert_ner: a Snowflake or AWS call failed\n"
@@ -132,7 +137,8 @@ def test_ctl_cli_configuration_errors(tmp_path: Path, world: World) -> None:
     assert exc.value.code == 2
 
 
-def test_ctl_cli_builds_from_flags(tmp_path: Path, world: World) -> None:
+def test_ctl_cli_builds_from_flags(tmp_path: Path, aws: AwsWorld) -> None:
+    world = aws
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps(registry_doc()))
     args = parser().parse_args(
@@ -145,7 +151,54 @@ def test_ctl_cli_builds_from_flags(tmp_path: Path, world: World) -> None:
     assert isinstance(control, ControlPlane)
     assert [s.name for s in control.registry.services] == ["biobert_ner", "biomedclip"]
     # QUEUE_ARNS unset: read from the queues, so the mappings are found.
-    assert [m.enabled for m in control._mappings.states(["notes"])] == [True]
+    assert [m.enabled for m in control.context.mappings.states(["notes"])] == [True]
+
+
+def test_ctl_cli_dry_run_reconcile_changes_nothing_and_says_what_it_would(world: World) -> None:
+    world.send("notes", 2)
+    code, out, err = cli(world, "--dry-run", "reconcile")
+    assert (code, err) == (0, "")
+    assert "biobert_ner: SUSPENDED -> RESUME (backlog) resumed" in out
+    assert out.endswith(
+        "dry run: nothing was changed; it would have changed:\n"
+        f"  ALTER SERVICE {NER} RESUME\n"
+        "  disable the event source mappings of notes\n"
+    )
+    # The real world saw reads only.
+    assert world.services.changes == []
+    assert {op for op, _ in world.services.calls} == {"observe", "pool"}
+    assert world.mapping_enabled("notes")
+    assert world.items() == []
+
+
+def test_ctl_cli_dry_run_resume_json_and_refused_suspend(world: World) -> None:
+    code, out, _ = cli(world, "--json", "--dry-run", "resume", "biomedclip")
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["dry_run"] is True
+    assert answer["result"]["outcome"] == "resuming"  # a dry run never waits
+    assert answer["would"][0].startswith("ALTER SERVICE PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE")
+    world.services.set_status(NER, "RUNNING")
+    world.send("notes", 1)
+    code, out, err = cli(world, "--dry-run", "suspend", "biobert_ner")
+    assert code == 1
+    assert err.startswith("error: BACKLOG: ")
+    assert out == "dry run: nothing was changed; it would have changed:\n  nothing\n"
+    code, out, _ = cli(world, "--dry-run", "suspend", "biobert_ner", "--force")
+    assert code == 0
+    assert f"ALTER SERVICE {NER} SUSPEND" in out
+    assert world.services.status(NER) == "RUNNING"
+    assert world.services.changes == []
+
+
+def test_ctl_cli_dry_run_reads_the_production_aws_adapters(aws: AwsWorld) -> None:
+    aws.send("notes", 1)
+    code, out, _ = cli(aws, "--dry-run", "reconcile")
+    assert code == 0
+    assert "disable the event source mappings of notes" in out
+    assert aws.mapping_enabled("notes")  # the real mapping was only read
+    assert aws.items() == []
+    assert aws.services.changes == []
 
 
 # -- redrive ---------------------------------------------------------------------------------------
@@ -185,7 +238,8 @@ def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     return got
 
 
-def test_ctl_cli_redrive_moves_messages_with_attributes(world: World) -> None:
+def test_ctl_cli_redrive_moves_messages_with_attributes(aws: AwsWorld) -> None:
+    world = aws
     source, dlq = _queues_with_dlq(world.sqs)
     code, out, err = cli(None, "redrive-dlq", "feed", "--max", "2")
     assert (code, err) == (0, "")
@@ -201,7 +255,8 @@ def test_ctl_cli_redrive_moves_messages_with_attributes(world: World) -> None:
     assert _drain(world.sqs, dlq) == []
 
 
-def test_ctl_cli_redrive_prefers_sqs_move_task(world: World) -> None:
+def test_ctl_cli_redrive_prefers_sqs_move_task(aws: AwsWorld) -> None:
+    world = aws
     _, dlq = _queues_with_dlq(world.sqs)
 
     class MoveTaskSqs:
@@ -228,7 +283,8 @@ def test_ctl_cli_redrive_prefers_sqs_move_task(world: World) -> None:
     ]
 
 
-def test_ctl_cli_redrive_errors(world: World) -> None:
+def test_ctl_cli_redrive_errors(aws: AwsWorld) -> None:
+    world = aws
     world.sqs.create_queue(QueueName="orphan-dlq")
     code, _, err = cli(None, "redrive-dlq", "orphan-dlq")
     assert code == 1

@@ -1,4 +1,5 @@
-"""Control plane scenarios: moto (state table, queues, mappings) + a fake Snowflake + fake clock."""
+"""Control plane scenarios on the in-memory adapters and a manual clock; the ones marked
+``both`` run again with the production AWS adapters on moto (Snowflake in memory)."""
 
 from __future__ import annotations
 
@@ -8,51 +9,55 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from ctl_control_support import CLIP, NER, POOL, Crash, World, aws_world
+from ctl_control_support import (
+    CLIP,
+    NER,
+    POOL,
+    Crash,
+    World,
+    any_world,
+    memory_world,
+    registry_doc,
+)
 
 from spcs_gateway.control import ControlCode, Outcome, UnknownServiceError
-from spcs_gateway.queues import EventSourceMappings
+from spcs_gateway.registry import parse_registry
 
-RESUME_NER = rf"ALTER SERVICE {NER} RESUME"
-SUSPEND_NER = rf"ALTER SERVICE {NER} SUSPEND"
-SUSPEND_CLIP = rf"ALTER SERVICE {CLIP} SUSPEND"
+BOTH = ["memory", "aws"]
+
+
+@pytest.fixture(params=BOTH)
+def both(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    yield from any_world(request.param, monkeypatch)
+
+
+@pytest.fixture(params=BOTH)
+def both_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    yield from any_world(request.param, monkeypatch, resume_seconds=1000)
+
+
+@pytest.fixture(params=BOTH)
+def both_running(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    yield from any_world(request.param, monkeypatch, {NER: "RUNNING", CLIP: "RUNNING"})
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from aws_world(monkeypatch)
+def world() -> World:
+    return memory_world()
 
 
 @pytest.fixture
-def running(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from aws_world(monkeypatch, {NER: "RUNNING", CLIP: "RUNNING"}, starting_polls=0)
-
-
-@pytest.fixture
-def slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from aws_world(monkeypatch, pending_polls=20)
-
-
-class SpyMappings(EventSourceMappings):
-    """Real mappings (moto) that also record the order of pause/resume calls."""
-
-    def __init__(self, *args: Any, events: list[str]) -> None:
-        super().__init__(*args)
-        self.events = events
-
-    def pause(self, queues: Any) -> int:
-        self.events.append("pause")
-        return super().pause(queues)
-
-    def resume(self, queues: Any) -> int:
-        self.events.append("resume")
-        return super().resume(queues)
+def running() -> World:
+    return memory_world({NER: "RUNNING", CLIP: "RUNNING"})
 
 
 # -- ensure_ready ------------------------------------------------------------------------------
 
 
-def test_ctl_control_20_concurrent_ensure_ready_issue_one_resume(world: World) -> None:
+def test_ctl_control_20_concurrent_ensure_ready_issue_one_resume(both: World) -> None:
+    world = both
     world.send("notes", 3)
     control = world.control()
     barrier = threading.Barrier(20)
@@ -71,7 +76,7 @@ def test_ctl_control_20_concurrent_ensure_ready_issue_one_resume(world: World) -
     for t in threads:
         t.join(timeout=30)
     assert len(results) == 20
-    assert world.snowflake.count(RESUME_NER) == 1
+    assert world.services.count("resume", NER) == 1
     assert sum(r.resumed for r in results) == 1
     assert {r.outcome for r in results} <= {Outcome.READY, Outcome.IN_PROGRESS}
     winner = next(r for r in results if r.resumed)
@@ -84,23 +89,19 @@ def test_ctl_control_20_concurrent_ensure_ready_issue_one_resume(world: World) -
 
 def test_ctl_control_ensure_ready_pauses_mappings_until_ready(world: World) -> None:
     world.send("notes", 5)
-    events: list[str] = []
     control = world.control()
-    control._mappings = SpyMappings(world.lam, world.arns, events=events)
     seen: list[bool] = []
-    original = world.snowflake._answer
 
-    def answer(sql: str) -> list[dict[str, Any]]:
-        if sql.startswith("SHOW SERVICE CONTAINERS"):  # polling while the service starts
-            seen.append(world.mapping_enabled("notes"))
-        return original(sql)
+    def look(operation: str, name: str) -> None:
+        if operation == "observe" and world.services.status(NER) == "RUNNING":
+            seen.append(world.mapping_enabled("notes"))  # polling while the service starts
 
-    world.snowflake._answer = answer  # type: ignore[method-assign]
+    world.services.hook = look
     result = control.ensure_ready("biobert_ner", budget_s=120)
     assert result.outcome is Outcome.READY
     assert result.resumed
-    assert world.snowflake.count(RESUME_NER) == 1
-    assert events == ["pause", "resume"]
+    assert world.services.count("resume", NER) == 1
+    assert [call[0] for call in world.memory_mappings.calls] == ["pause", "resume"]
     assert seen
     assert not any(seen)
     assert world.mapping_enabled("notes")
@@ -112,15 +113,14 @@ def test_ctl_control_ensure_ready_pauses_mappings_until_ready(world: World) -> N
     assert state.resumes_today == 1
     # The other service's queue was never touched.
     assert world.mapping_enabled("images")
-    assert world.snowflake.status(CLIP) == "SUSPENDED"
+    assert world.services.status(CLIP) == "SUSPENDED"
 
 
 def test_ctl_control_ensure_ready_resumes_a_suspended_pool_first(world: World) -> None:
-    world.snowflake.pools[POOL] = "SUSPENDED"
+    world.services.set_pool(POOL, "SUSPENDED")
     result = world.control().ensure_ready("biobert_ner", budget_s=60)
     assert result.outcome is Outcome.READY
-    pool_resume = world.snowflake.index(rf"ALTER COMPUTE POOL {POOL} RESUME")
-    assert pool_resume < world.snowflake.index(RESUME_NER)
+    assert world.services.index("resume_pool", POOL) < world.services.index("resume", NER)
 
 
 def test_ctl_control_ready_service_gets_mappings_back_without_resume(running: World) -> None:
@@ -129,13 +129,13 @@ def test_ctl_control_ready_service_gets_mappings_back_without_resume(running: Wo
     result = running.control().ensure_ready("biobert_ner", budget_s=60)
     assert result.outcome is Outcome.READY
     assert not result.resumed
-    assert running.snowflake.count("RESUME") == 0
+    assert running.services.changes == []
     assert running.mapping_enabled("notes")
     assert not running.store.get("biobert_ner").mappings_paused
 
 
-def test_ctl_control_budget_spent_leaves_lease_and_pause_for_reconcile(slow: World) -> None:
-    world = slow
+def test_ctl_control_budget_spent_leaves_lease_and_pause_for_reconcile(both_slow: World) -> None:
+    world = both_slow
     control = world.control()
     result = control.ensure_ready("biobert_ner", budget_s=12)
     assert result.outcome is Outcome.RESUMING
@@ -154,7 +154,7 @@ def test_ctl_control_budget_spent_leaves_lease_and_pause_for_reconcile(slow: Wor
             break
     assert outcomes[-1] == "finished"
     assert set(outcomes[:-1]) == {"waiting"}
-    assert world.snowflake.count(RESUME_NER) == 1
+    assert world.services.count("resume", NER) == 1
     assert world.mapping_enabled("notes")
     state = world.store.get("biobert_ner")
     assert state.lease_owner is None
@@ -162,16 +162,17 @@ def test_ctl_control_budget_spent_leaves_lease_and_pause_for_reconcile(slow: Wor
 
 
 def test_ctl_control_failed_service_is_left_alone(world: World) -> None:
-    world.snowflake.set_status(NER, "FAILED")
+    world.services.set_status(NER, "FAILED")
     result = world.control().ensure_ready("biobert_ner", budget_s=60)
     assert result.outcome is Outcome.FAILED
     assert result.code == ControlCode.SERVICE_FAILED
-    assert world.snowflake.count("ALTER") == 0
+    assert world.services.changes == []
     assert world.mapping_enabled("notes")
 
 
-def test_ctl_control_snowflake_error_is_a_coded_result(world: World) -> None:
-    world.snowflake.fail_on = lambda sql: "RESUME" in sql
+def test_ctl_control_snowflake_error_is_a_coded_result(both: World) -> None:
+    world = both
+    world.services.fail_on = lambda operation, name: operation == "resume"
     result = world.control().ensure_ready("biobert_ner", budget_s=60)
     assert result.outcome is Outcome.ERROR
     assert result.code == "DEPENDENCY_ERROR"
@@ -193,7 +194,7 @@ def test_ctl_control_unknown_service_touches_nothing(world: World) -> None:
         assert not result.ok
     with pytest.raises(UnknownServiceError):
         control.status(["biobert_ner", "not_managed"])
-    assert world.snowflake.statements == []
+    assert world.services.calls == []
     assert world.items() == []
     assert world.mapping_enabled("notes")
     assert world.mapping_enabled("images")
@@ -202,32 +203,38 @@ def test_ctl_control_unknown_service_touches_nothing(world: World) -> None:
 # -- reconcile ---------------------------------------------------------------------------------
 
 
-def test_ctl_control_reconcile_resumes_a_backlog_once_and_finishes(world: World) -> None:
-    world.send("notes", 4)
-    control = world.control()
-    first = control.reconcile()
-    assert first.service("biobert_ner").outcome == "resumed"
-    assert first.service("biobert_ner").reason == "backlog"
-    assert first.service("biomedclip").outcome == "none"  # no work: stays suspended
-    assert not world.mapping_enabled("notes")
-    assert world.store.get("biobert_ner").mappings_paused
-    rounds = []
-    for _ in range(6):
-        world.clock.advance(60)
-        rounds.append(control.reconcile().service("biobert_ner").outcome)
-    # PENDING (2 polls), RUNNING with containers starting (1 poll), READY -> finished, then
-    # nothing to do (idle window not over).
-    assert rounds == ["waiting", "waiting", "waiting", "finished", "none", "none"]
-    assert world.snowflake.count(RESUME_NER) == 1
-    assert world.snowflake.count(rf"{CLIP} RESUME") == 0
-    assert world.mapping_enabled("notes")
-    state = world.store.get("biobert_ner")
-    assert state.lease_owner is None
-    assert not state.mappings_paused
-    assert state.resumes == 1
+@pytest.mark.parametrize("kind", BOTH)
+def test_ctl_control_reconcile_resumes_a_backlog_once_and_finishes(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PENDING for 150 s, containers READY 60 s after RUNNING: with a round every 60 s, two
+    # rounds see PENDING, one RUNNING with containers starting, the fourth READY.
+    for world in any_world(kind, monkeypatch, resume_seconds=150, start_seconds=60):
+        world.send("notes", 4)
+        control = world.control()
+        first = control.reconcile()
+        assert first.service("biobert_ner").outcome == "resumed"
+        assert first.service("biobert_ner").reason == "backlog"
+        assert first.service("biomedclip").outcome == "none"  # no work: stays suspended
+        assert not world.mapping_enabled("notes")
+        assert world.store.get("biobert_ner").mappings_paused
+        rounds = []
+        for _ in range(6):
+            world.clock.advance(60)
+            rounds.append(control.reconcile().service("biobert_ner").outcome)
+        # Then nothing to do: the backlog keeps it up.
+        assert rounds == ["waiting", "waiting", "waiting", "finished", "none", "none"]
+        assert world.services.count("resume", NER) == 1
+        assert world.services.count("resume", CLIP) == 0
+        assert world.mapping_enabled("notes")
+        state = world.store.get("biobert_ner")
+        assert state.lease_owner is None
+        assert not state.mappings_paused
+        assert state.resumes == 1
 
 
-def test_ctl_control_idle_service_suspended_once_busy_one_kept(running: World) -> None:
+def test_ctl_control_idle_service_suspended_once_busy_one_kept(both_running: World) -> None:
+    running = both_running
     running.send("images", 3)  # biomedclip has a backlog, biobert_ner has none
     control = running.control()
     first = control.reconcile()  # first observation: the idle window starts now
@@ -241,8 +248,8 @@ def test_ctl_control_idle_service_suspended_once_busy_one_kept(running: World) -
     for _ in range(3):
         running.clock.advance(60)
         control.reconcile()
-    assert running.snowflake.count(SUSPEND_NER) == 1
-    assert running.snowflake.count(SUSPEND_CLIP) == 0
+    assert running.services.count("suspend", NER) == 1
+    assert running.services.count("suspend", CLIP) == 0
     assert running.store.get("biobert_ner").suspends == 1
     assert running.metrics.named("Suspends") == [
         ("Suspends", 1, "biobert_ner", "idle_window_elapsed")
@@ -259,18 +266,18 @@ def test_ctl_control_activity_and_on_demand_block_suspension(running: World) -> 
     report = control.reconcile()
     assert report.service("biobert_ner").reason == "idle_window_pending"
     assert report.service("biomedclip").reason == "in_flight_on_demand"
-    assert running.snowflake.count("SUSPEND") == 0
+    assert running.services.count("suspend") == 0
 
 
 def test_ctl_control_unreadable_queue_means_never_suspend(running: World) -> None:
     control = running.control()
-    control._monitor = type(control._monitor)(running.sqs, {"images": running.urls["images"]})
+    running.memory_queues.forget("notes")
     control.reconcile()
     running.clock.advance(120)
     report = control.reconcile()
     assert report.service("biobert_ner").reason == "backlog_unknown"
     assert report.service("biomedclip").outcome == "suspended"
-    assert running.snowflake.count(SUSPEND_NER) == 0
+    assert running.services.count("suspend", NER) == 0
 
 
 def test_ctl_control_pool_suspended_only_after_all_its_services(running: World) -> None:
@@ -283,7 +290,7 @@ def test_ctl_control_pool_suspended_only_after_all_its_services(running: World) 
     assert report.pools[0].reason == "services_running"
     running.clock.advance(60)
     assert control.reconcile().pools[0].reason == "services_running"  # biomedclip is busy
-    assert running.snowflake.count("ALTER COMPUTE POOL") == 0
+    assert running.services.count("suspend_pool") + running.services.count("resume_pool") == 0
     running.drain("images")
     running.clock.advance(61)
     report = control.reconcile()
@@ -295,45 +302,63 @@ def test_ctl_control_pool_suspended_only_after_all_its_services(running: World) 
         "SUSPEND",
         "all_services_suspended",
     )
-    pool_suspend = running.snowflake.index(rf"ALTER COMPUTE POOL {POOL} SUSPEND")
-    assert pool_suspend > running.snowflake.index(SUSPEND_CLIP)
-    assert pool_suspend > running.snowflake.index(SUSPEND_NER)
+    pool_suspend = running.services.index("suspend_pool", POOL)
+    assert pool_suspend > running.services.index("suspend", CLIP)
+    assert pool_suspend > running.services.index("suspend", NER)
     running.clock.advance(60)
     control.reconcile()
-    assert running.snowflake.count("ALTER COMPUTE POOL") == 1
+    assert running.services.count("suspend_pool") + running.services.count("resume_pool") == 1
 
 
 def test_ctl_control_unmanaged_service_keeps_the_pool_up(world: World) -> None:
-    world.snowflake.services["OTHER_DB.APP.DASHBOARD_SERVICE"] = type(
-        world.snowflake.services[NER]
-    )("RUNNING", POOL)
+    world.services.add_service("OTHER_DB.APP.DASHBOARD_SERVICE", POOL, "RUNNING")
     report = world.control().reconcile()
     assert report.pools[0].reason == "pool_runs_other_work"
-    assert world.snowflake.count("ALTER") == 0
-    assert world.snowflake.status("OTHER_DB.APP.DASHBOARD_SERVICE") == "RUNNING"
+    assert world.services.changes == []
+    assert world.services.status("OTHER_DB.APP.DASHBOARD_SERVICE") == "RUNNING"
 
 
 def test_ctl_control_pool_suspension_can_be_switched_off(world: World) -> None:
     report = world.control(suspend_idle_pools=False).reconcile()
     assert report.pools[0].reason == "pool_suspend_disabled"
-    assert world.snowflake.count("ALTER COMPUTE POOL") == 0
+    assert world.services.changes == []
 
 
-def test_ctl_control_crash_after_resume_is_healed_by_next_reconcile(world: World) -> None:
+@pytest.mark.parametrize(
+    ("global_switch", "pool_setting", "reason"),
+    [
+        (True, False, "pool_suspend_disabled"),
+        (False, True, "all_services_suspended"),
+        (False, None, "pool_suspend_disabled"),
+        (True, None, "all_services_suspended"),
+    ],
+)
+def test_ctl_control_pool_setting_in_the_registry_overrides_the_switch(
+    world: World, global_switch: bool, pool_setting: bool | None, reason: str
+) -> None:
+    doc = registry_doc()
+    doc["pools"] = [{"name": POOL.lower(), "suspend_when_idle": pool_setting}]
+    control = world.control(parse_registry(doc), suspend_idle_pools=global_switch)
+    assert control.reconcile().pools[0].reason == reason
+    assert world.services.count("suspend_pool") == (reason == "all_services_suspended")
+
+
+def test_ctl_control_crash_after_resume_is_healed_by_next_reconcile(both: World) -> None:
+    world = both
     world.send("notes", 3)
     # The process dies while polling, after RESUME and the pause, before re-enabling.
     polls = {"n": 0}
 
-    def crash(sql: str) -> bool:
-        if sql.startswith("SHOW SERVICES LIKE") and world.snowflake.count(RESUME_NER):
+    def crash(operation: str, name: str) -> None:
+        if operation == "observe" and name == NER and world.services.count("resume", NER):
             polls["n"] += 1
-            return polls["n"] >= 2
-        return False
+            if polls["n"] >= 2:
+                raise Crash()
 
-    world.snowflake.crash_on = crash
+    world.services.hook = crash
     with pytest.raises(Crash):
         world.control().ensure_ready("biobert_ner", budget_s=600)
-    world.snowflake.crash_on = None
+    world.services.hook = None
     state = world.store.get("biobert_ner")
     assert state.mappings_paused
     assert state.lease_active(world.clock.now())
@@ -345,7 +370,7 @@ def test_ctl_control_crash_after_resume_is_healed_by_next_reconcile(world: World
         world.clock.advance(20)
         outcomes.append(control.reconcile().service("biobert_ner").outcome)
     assert "finished" in outcomes
-    assert world.snowflake.count(RESUME_NER) == 1
+    assert world.services.count("resume", NER) == 1
     assert world.mapping_enabled("notes")
     state = world.store.get("biobert_ner")
     assert state.lease_owner is None
@@ -362,10 +387,10 @@ def test_ctl_control_crash_before_resume_waits_for_lease_then_resumes(world: Wor
     control = world.control()
     world.clock.advance(60)
     assert control.reconcile().service("biobert_ner").reason == "resume_in_progress"
-    assert world.snowflake.count(RESUME_NER) == 0
+    assert world.services.count("resume", NER) == 0
     world.clock.advance(241)  # lease expired
     assert control.reconcile().service("biobert_ner").outcome == "resumed"
-    assert world.snowflake.count(RESUME_NER) == 1
+    assert world.services.count("resume", NER) == 1
 
 
 def test_ctl_control_stale_pause_without_work_is_undone(world: World) -> None:
@@ -377,12 +402,12 @@ def test_ctl_control_stale_pause_without_work_is_undone(world: World) -> None:
         "finished",
     )
     assert world.mapping_enabled("images")
-    assert world.snowflake.count("ALTER SERVICE") == 0
+    assert world.services.count("resume") + world.services.count("suspend") == 0
 
 
 def test_ctl_control_reconcile_reports_observe_errors_and_keeps_going(world: World) -> None:
     world.send("images", 1)
-    world.snowflake.fail_on = lambda sql: "BIOBERT" in sql
+    world.services.fail_on = lambda operation, name: "BIOBERT" in name
     report = world.control().reconcile()
     assert report.service("biobert_ner").code == "DEPENDENCY_ERROR"
     assert report.service("biomedclip").outcome == "resumed"
@@ -402,6 +427,15 @@ def test_ctl_control_reconcile_metrics_have_service_and_outcome_only(running: Wo
     assert {p[2] for p in running.metrics.points} <= {"biobert_ner", "biomedclip", POOL}
 
 
+def test_ctl_control_results_speak_one_outcome_vocabulary(world: World) -> None:
+    world.send("notes", 1)
+    control = world.control()
+    report = control.reconcile()
+    assert report.service("biobert_ner").outcome is Outcome.RESUMED
+    assert report.as_dict()["services"][0]["outcome"] == "resumed"
+    assert control.suspend("biomedclip").outcome is Outcome.ALREADY_SUSPENDED
+
+
 # -- suspend and status ------------------------------------------------------------------------
 
 
@@ -411,11 +445,11 @@ def test_ctl_control_suspend_refused_with_backlog_unless_forced(running: World) 
     refused = control.suspend("biobert_ner")
     assert refused.outcome is Outcome.REFUSED
     assert refused.code == ControlCode.BACKLOG
-    assert running.snowflake.count("SUSPEND") == 0
+    assert running.services.count("suspend") == 0
     forced = control.suspend("biobert_ner", force=True)
     assert forced.outcome is Outcome.SUSPENDED
     assert forced.ok
-    assert running.snowflake.count(SUSPEND_NER) == 1
+    assert running.services.count("suspend", NER) == 1
     assert control.suspend("biobert_ner").outcome is Outcome.ALREADY_SUSPENDED
     assert running.store.get("biobert_ner").suspends == 1
 

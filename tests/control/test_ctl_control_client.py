@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from ctl_control_support import NER, World, aws_world, make_registry
+from ctl_control_support import NER, AwsWorld, World, aws_world, make_registry, memory_world
 
 from spcs_gateway.control import Outcome, handle_control_event, is_schedule_event
 from spcs_gateway.control_client import (
@@ -54,7 +54,12 @@ class Tick:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world() -> World:
+    return memory_world()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
     yield from aws_world(monkeypatch)
 
 
@@ -78,7 +83,7 @@ def test_ctl_control_event_samples_dispatch(world: World) -> None:
     answer = handle_control_event(control, sample, Context())
     # 70 s left minus the 10 s margin: enough for the fake's resume (a few 5 s polls).
     assert (answer["ok"], answer["outcome"], answer["resumed"]) == (True, "ready", True)
-    assert world.snowflake.count(f"ALTER SERVICE {NER} RESUME") == 1
+    assert world.services.count("resume", NER) == 1
 
 
 def test_ctl_control_event_without_context_does_not_wait(world: World) -> None:
@@ -106,7 +111,7 @@ def test_ctl_control_event_suspend_status_and_invalid(world: World) -> None:
     assert missing == {"ok": False, "code": "INVALID_REQUEST", "fields": ["service"]}
     bad = handle_control_event(control, {"action": "suspend", "service": "x", "force": "maybe"})
     assert bad["fields"] == ["force"]
-    assert world.snowflake.count("ALTER") == 0
+    assert world.services.changes == []
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -262,7 +267,8 @@ def test_ctl_control_pipeline_wires_the_control_hook(monkeypatch: pytest.MonkeyP
     assert all(delay > 0 for delay in visibility.delays)  # records go back with a delay
 
 
-def test_ctl_control_function_handler(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctl_control_function_handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = aws
     import importlib.util
 
     from ctl_control_support import TABLE, registry_doc

@@ -18,14 +18,14 @@ from spcs_gateway.lifecycle import (
     LifecyclePolicy,
     Observed,
     Reason,
-    ServiceState,
+    ServiceRecord,
     ServiceStatus,
     decide_service,
     idle_countdown,
 )
 from spcs_gateway.queues import QueueDepth
 from spcs_gateway.registry import ServiceConfig, WarmWindow
-from spcs_gateway.service_control import ServiceObservation
+from spcs_gateway.status import ServiceObservation
 
 T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)  # a Wednesday
 IDLE = 900
@@ -53,7 +53,7 @@ CONFIG = svc()
 
 
 def decide(
-    state: ServiceState,
+    state: ServiceRecord,
     now: datetime,
     observation: Observed = RUNNING,
     backlog: Backlog = EMPTY,
@@ -62,8 +62,10 @@ def decide(
     return decide_service(config, state, observation, backlog, now, POLICY)
 
 
-def idle_state(last_activity: datetime = T0, **kw: Any) -> ServiceState:
-    return ServiceState(name="ner", status=ServiceStatus.RUNNING, last_activity=last_activity, **kw)
+def idle_state(last_activity: datetime = T0, **kw: Any) -> ServiceRecord:
+    return ServiceRecord(
+        name="ner", status=ServiceStatus.RUNNING, last_activity=last_activity, **kw
+    )
 
 
 # -- suspension --------------------------------------------------------------------------------
@@ -143,11 +145,11 @@ def test_active_lease_blocks_suspension() -> None:
 
 
 def test_no_activity_record_counts_from_last_status_change() -> None:
-    state = ServiceState(name="ner", status=ServiceStatus.RUNNING, last_transition_at=T0)
+    state = ServiceRecord(name="ner", status=ServiceStatus.RUNNING, last_transition_at=T0)
     assert decide(state, T0 + timedelta(seconds=IDLE - 1)).action is Action.NONE
     assert decide(state, T0 + timedelta(seconds=IDLE)).action is Action.SUSPEND
     # Nothing recorded at all: the window starts now, never an immediate suspend.
-    assert decide(ServiceState(name="ner"), T0).reason is Reason.IDLE_WINDOW_PENDING
+    assert decide(ServiceRecord(name="ner"), T0).reason is Reason.IDLE_WINDOW_PENDING
 
 
 def test_hysteresis_keeps_a_resumed_service_up_for_min_uptime() -> None:
@@ -248,30 +250,30 @@ def test_running_but_not_ready_waits_unless_idle() -> None:
 
 def test_suspended_with_backlog_resumes() -> None:
     backlog = Backlog({"notes": QueueDepth(500, 0, 0)})
-    state = ServiceState(name="ner", status=ServiceStatus.SUSPENDED)
+    state = ServiceRecord(name="ner", status=ServiceStatus.SUSPENDED)
     assert decide(state, T0, SUSPENDED, backlog) == Decision(Action.RESUME, Reason.BACKLOG)
 
 
 def test_suspended_with_in_flight_messages_resumes() -> None:
     backlog = Backlog({"notes": QueueDepth(0, 7, 0)})
-    assert decide(ServiceState(name="ner"), T0, SUSPENDED, backlog).action is Action.RESUME
+    assert decide(ServiceRecord(name="ner"), T0, SUSPENDED, backlog).action is Action.RESUME
 
 
 def test_suspended_with_on_demand_call_resumes() -> None:
     backlog = Backlog(EMPTY.queues, on_demand_in_flight=1)
-    assert decide(ServiceState(name="ner"), T0, SUSPENDED, backlog) == Decision(
+    assert decide(ServiceRecord(name="ner"), T0, SUSPENDED, backlog) == Decision(
         Action.RESUME, Reason.IN_FLIGHT_ON_DEMAND
     )
 
 
 def test_suspended_without_work_stays_suspended() -> None:
-    assert decide(ServiceState(name="ner"), T0, SUSPENDED) == Decision(
+    assert decide(ServiceRecord(name="ner"), T0, SUSPENDED) == Decision(
         Action.NONE, Reason.SUSPENDED_IDLE
     )
 
 
 def test_suspended_under_an_active_lease_waits_for_the_holder() -> None:
-    state = ServiceState(name="ner", lease_owner="a", lease_expires_at=T0 + timedelta(minutes=5))
+    state = ServiceRecord(name="ner", lease_owner="a", lease_expires_at=T0 + timedelta(minutes=5))
     backlog = Backlog({"notes": QueueDepth(10, 0, 0)})
     assert decide(state, T0, SUSPENDED, backlog) == Decision(Action.WAIT, Reason.RESUME_IN_PROGRESS)
     # The holder crashed before RESUME: once the lease expires, the next reconcile resumes.
@@ -280,7 +282,7 @@ def test_suspended_under_an_active_lease_waits_for_the_holder() -> None:
 
 
 def test_resume_right_after_suspend_is_never_delayed() -> None:
-    state = ServiceState(name="ner", suspended_at=T0, status=ServiceStatus.SUSPENDED)
+    state = ServiceRecord(name="ner", suspended_at=T0, status=ServiceStatus.SUSPENDED)
     backlog = Backlog({"notes": QueueDepth(1, 0, 0)})
     assert decide(state, T0 + timedelta(seconds=1), SUSPENDED, backlog).action is Action.RESUME
 
@@ -288,14 +290,14 @@ def test_resume_right_after_suspend_is_never_delayed() -> None:
 def test_pending_is_never_fought() -> None:
     pending = Observed("PENDING")
     backlog = Backlog({"notes": QueueDepth(10, 0, 0)})
-    held = ServiceState(name="ner", lease_owner="a", lease_expires_at=T0 + timedelta(minutes=1))
+    held = ServiceRecord(name="ner", lease_owner="a", lease_expires_at=T0 + timedelta(minutes=1))
     assert decide(held, T0, pending, backlog) == Decision(Action.WAIT, Reason.RESUME_IN_PROGRESS)
     expired = replace(held, lease_expires_at=T0)
     assert decide(expired, T0, pending, backlog) == Decision(Action.WAIT, Reason.RESUME_UNOWNED)
 
 
 def test_ready_with_paused_mappings_finishes_the_resume_lease_or_not() -> None:
-    state = ServiceState(name="ner", mappings_paused=True, resumed_at=T0)
+    state = ServiceRecord(name="ner", mappings_paused=True, resumed_at=T0)
     backlog = Backlog({"notes": QueueDepth(500, 0, 0)})
     expired = replace(state, lease_owner="crashed", lease_expires_at=T0 + timedelta(minutes=5))
     held = replace(expired, lease_expires_at=T0 + timedelta(hours=1))
@@ -309,7 +311,7 @@ def test_ready_with_paused_mappings_finishes_the_resume_lease_or_not() -> None:
 
 
 def test_stale_pause_on_a_suspended_idle_service_is_cleared() -> None:
-    state = ServiceState(name="ner", mappings_paused=True)
+    state = ServiceRecord(name="ner", mappings_paused=True)
     assert decide(state, T0, SUSPENDED) == Decision(Action.FINISH_RESUME, Reason.STALE_PAUSE)
     backlog = Backlog({"notes": QueueDepth(2, 0, 0)})
     assert decide(state, T0, SUSPENDED, backlog).action is Action.RESUME
@@ -317,7 +319,7 @@ def test_stale_pause_on_a_suspended_idle_service_is_cleared() -> None:
 
 def test_suspending_waits_even_with_backlog() -> None:
     backlog = Backlog({"notes": QueueDepth(5, 0, 0)})
-    assert decide(ServiceState(name="ner"), T0, Observed("SUSPENDING"), backlog) == Decision(
+    assert decide(ServiceRecord(name="ner"), T0, Observed("SUSPENDING"), backlog) == Decision(
         Action.WAIT, Reason.SUSPENDING
     )
 
@@ -325,7 +327,7 @@ def test_suspending_waits_even_with_backlog() -> None:
 @pytest.mark.parametrize("status", ["FAILED", "INTERNAL_ERROR", "failed"])
 def test_failed_is_reported_never_resumed(status: str) -> None:
     backlog = Backlog({"notes": QueueDepth(500, 0, 0)})
-    state = ServiceState(name="ner", mappings_paused=True)
+    state = ServiceRecord(name="ner", mappings_paused=True)
     for minutes in (0, 10, 600):
         assert decide(state, T0 + timedelta(minutes=minutes), Observed(status), backlog) == (
             Decision(Action.NONE, Reason.SERVICE_FAILED)
@@ -344,7 +346,7 @@ def test_failed_is_reported_never_resumed(status: str) -> None:
 )
 def test_gone_or_unknown_status_is_left_alone(status: str, reason: Reason) -> None:
     backlog = Backlog({"notes": QueueDepth(5, 0, 0)})
-    assert decide(ServiceState(name="ner"), T0, Observed(status), backlog) == Decision(
+    assert decide(ServiceRecord(name="ner"), T0, Observed(status), backlog) == Decision(
         Action.NONE, reason
     )
 
@@ -383,10 +385,10 @@ def test_no_flapping_when_traffic_arrives_just_after_each_suspension() -> None:
     config = svc(idle_seconds=600)
     policy = LifecyclePolicy(min_uptime=timedelta(minutes=15))
     now = T0
-    state = ServiceState(name="ner", last_activity=T0, last_transition_at=T0)
+    state = ServiceRecord(name="ner", last_activity=T0, last_transition_at=T0)
     status, ready_at, queued = "RUNNING", T0, 0
     late_note_at: datetime | None = None
-    events: list[tuple[Action, datetime, ServiceState]] = []
+    events: list[tuple[Action, datetime, ServiceRecord]] = []
     while now < T0 + timedelta(hours=6):
         now += timedelta(seconds=60)
         if status == "PENDING" and now >= ready_at:

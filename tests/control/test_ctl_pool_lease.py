@@ -13,7 +13,7 @@ from spcs_gateway.lifecycle import (
     PoolAction,
     PoolDecision,
     Reason,
-    ServiceState,
+    ServiceRecord,
     can_take_lease,
     decide_pool,
     pool_needs_resume,
@@ -24,8 +24,8 @@ T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
 
 
-def member(status: str, **state: Any) -> tuple[Observed, ServiceState]:
-    return Observed(status, ready=status == "RUNNING"), ServiceState(name="svc", **state)
+def member(status: str, **state: Any) -> tuple[Observed, ServiceRecord]:
+    return Observed(status, ready=status == "RUNNING"), ServiceRecord(name="svc", **state)
 
 
 # -- pool --------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_unknown_pool_status_is_left_alone() -> None:
 
 
 def test_lease_rules() -> None:
-    free = ServiceState(name="ner")
+    free = ServiceRecord(name="ner")
     assert can_take_lease(free, "a", T0)
     held = take_lease(free, "a", T0, TTL)
     assert held is not None
@@ -138,7 +138,7 @@ def test_lease_rules() -> None:
 
 def test_twenty_concurrent_owners_one_lease() -> None:
     """The pure rule under a compare-and-set (what DynamoDB's conditional write provides)."""
-    cell = {"state": ServiceState(name="ner")}
+    cell = {"state": ServiceRecord(name="ner")}
     lock = threading.Lock()
     barrier = threading.Barrier(20)
     winners: list[str] = []

@@ -341,7 +341,7 @@ def test_recorder_against_dynamodb(store: ServiceStateStore) -> None:
 
 
 def test_resume_window_answers_from_the_state_item_and_caches() -> None:
-    from spcs_gateway.lifecycle import ServiceState as _State
+    from spcs_gateway.lifecycle import ServiceRecord as _State
     from spcs_gateway.lifecycle import ServiceStatus as _Status
     from spcs_gateway.registry import ServiceConfig
     from spcs_gateway.service_state import ResumeWindow

@@ -14,7 +14,7 @@ from spcs_gateway.lifecycle import (
     LifecyclePolicy,
     Observed,
     Reason,
-    ServiceState,
+    ServiceRecord,
     WarmSpan,
     active_warm_window,
     decide_service,
@@ -145,7 +145,7 @@ def test_suspended_service_is_pre_resumed_before_clinic_hours_in_both_seasons() 
     config = _config(WEEKDAYS)
     policy = LifecyclePolicy(warm_lead=timedelta(minutes=15))
     empty = Backlog({"notes": QueueDepth(0, 0, 0)})
-    state = ServiceState(name="ner")
+    state = ServiceRecord(name="ner")
     suspended = Observed("SUSPENDED")
     for opens in (utc(2025, 3, 7, 12, 45), utc(2025, 3, 10, 11, 45)):  # Fri CST, Mon CDT
         early = opens - timedelta(minutes=16)

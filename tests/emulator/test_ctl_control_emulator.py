@@ -1,5 +1,6 @@
-"""ensure_ready against the Snowflake/SPCS emulator through SnowflakeSql and the real connector
-(AWS side: moto state table, queue and event source mapping)."""
+"""The control plane against the Snowflake/SPCS emulator through SnowflakeSql and the real
+connector (AWS side: moto state table, queue and event source mapping), and the in-memory
+Snowflake adapter held to the emulator's lifecycle."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ from moto_support import (
 )
 
 from spcs_gateway.auth import TokenProvider
-from spcs_gateway.control import ControlPlane, Outcome
+from spcs_gateway.control import ControlPlane, ControlSettings, Outcome
+from spcs_gateway.control.memory import ManualClock, MemorySpcsServices
+from spcs_gateway.control.ports import SpcsServices
+from spcs_gateway.errors import ConfigurationError, ErrorCode
 from spcs_gateway.queues import EventSourceMappings, QueueMonitor
 from spcs_gateway.registry import parse_registry
 from spcs_gateway.secrets import CredentialSource
-from spcs_gateway.service_control import ServiceController
 from spcs_gateway.service_state import ServiceStateStore
+from spcs_gateway.spcs_services import SqlSpcsServices
 from spcs_gateway.sql import SnowflakeSql, make_connect
 
 pytestmark = pytest.mark.emulator
@@ -113,12 +117,11 @@ def test_ctl_control_emulator_ensure_ready_resumes_once(
 
             control = ControlPlane(
                 registry,
-                ServiceController(counting),
+                SqlSpcsServices(counting),
                 ServiceStateStore(TABLE, aws["dynamodb"]),
                 QueueMonitor(aws["sqs"], aws["urls"]),
                 Mappings(lam, aws["arns"]),
-                owner_id="emulator-test",
-                poll_interval=0.25,
+                settings=ControlSettings(owner_id="emulator-test", poll_interval_s=0.25),
             )
             started = time.monotonic()
             result = control.ensure_ready("biobert_ner", budget_s=30)
@@ -174,11 +177,11 @@ def test_ctl_control_emulator_pool_running_an_invisible_service_is_never_suspend
                 sql.query(f"ALTER SERVICE {config.service} SUSPEND")
             control = ControlPlane(
                 registry,
-                ServiceController(sql),
+                SqlSpcsServices(sql),
                 ServiceStateStore(TABLE, aws["dynamodb"]),
                 QueueMonitor(aws["sqs"], {}),
                 EventSourceMappings(aws["lambda"], {}),
-                owner_id="emulator-test",
+                settings=ControlSettings(owner_id="emulator-test"),
             )
             report = control.reconcile()
             [pool_round] = report.pools
@@ -193,5 +196,79 @@ def test_ctl_control_emulator_pool_running_an_invisible_service_is_never_suspend
             assert (pool_round.action, pool_round.reason) == ("SUSPEND", "all_services_suspended")
             [row] = sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
             assert str(row["state"]).upper() == "SUSPENDED"
+        finally:
+            sql.close()
+
+
+# -- the in-memory Snowflake adapter behaves as the emulator does --------------------------------
+
+RESUME_S = 1.0
+
+
+def _lifecycle(services: SpcsServices, wait: Callable[[float], None], names: Sequence[str]) -> None:
+    """What the control plane relies on, step by step; the same assertions for both adapters."""
+    fqn, other, pool = names
+
+    def seen(name: str = fqn) -> tuple[str, bool, int]:
+        obs = services.observe(name)
+        return obs.status, obs.ready, obs.instances_total
+
+    def pool_seen() -> tuple[str, int | None]:
+        observed = services.pool(pool)
+        return observed.state, observed.running
+
+    services.suspend(fqn)
+    services.suspend(other)
+    assert seen() == ("SUSPENDED", False, 0)
+    assert pool_seen() == ("IDLE", 0)
+    services.resume(fqn)
+    services.resume(fqn)  # a second RESUME while PENDING changes nothing
+    assert seen() == ("PENDING", False, 0)
+    assert pool_seen() == ("ACTIVE", 1)
+    wait(RESUME_S + 0.5)
+    assert seen() == ("RUNNING", True, 1)
+    assert services.observe(fqn).compute_pool == pool
+    services.suspend_pool(pool)  # suspends everything on it
+    assert seen() == ("SUSPENDED", False, 0)
+    assert pool_seen() == ("SUSPENDED", 0)
+    services.resume(fqn)  # on a suspended pool: AUTO_RESUME starts the pool with the service
+    assert seen()[0] == "PENDING"
+    assert pool_seen()[0] == "STARTING"
+    wait(RESUME_S + 0.5)
+    assert seen() == ("RUNNING", True, 1)
+    assert pool_seen() == ("ACTIVE", 1)
+    services.suspend(fqn)
+    assert pool_seen() == ("IDLE", 0)
+    for call in (lambda: services.observe(fqn + "_NOPE"), lambda: services.pool(pool + "_NOPE")):
+        with pytest.raises(ConfigurationError) as refused:
+            call()
+        assert refused.value.code is ErrorCode.PRIVILEGE_MISSING
+
+
+@pytest.mark.parametrize("kind", ["memory", "emulator"])
+def test_ctl_spcs_services_memory_adapter_matches_the_emulator(
+    kind: str, emulator_factory: Callable[..., Any]
+) -> None:
+    if kind == "memory":
+        clock = ManualClock()
+        memory = MemorySpcsServices(
+            clock.now, resume_seconds=RESUME_S, start_seconds=0, pool_start_seconds=RESUME_S
+        )
+        names = ("DB.MODELS.NER_SERVICE", "DB.MODELS.CLIP_SERVICE", "ML_INFERENCE_POOL")
+        memory.add_pool(names[2], "ACTIVE")
+        for fqn in names[:2]:
+            memory.add_service(fqn, names[2], "RUNNING")
+        _lifecycle(memory, clock.advance, names)
+        return
+    handle = emulator_factory("--resume-seconds", str(RESUME_S))
+    registry = parse_registry(handle.config)
+    ner, clip = registry.service("biobert_ner"), registry.service("biomedclip")
+    assert ner.compute_pool == clip.compute_pool
+    with httpx.Client() as http:
+        tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+        sql = SnowflakeSql(make_connect(tokens))
+        try:
+            names = (ner.service.upper(), clip.service.upper(), ner.compute_pool.upper())
+            _lifecycle(SqlSpcsServices(sql), time.sleep, names)
         finally:
             sql.close()

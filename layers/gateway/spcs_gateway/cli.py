@@ -7,9 +7,11 @@
     spcs-gateway redrive-dlq QUEUE [--max N]  move dead letters back to their source queue
     spcs-gateway doctor [--resume S]          preflight of the Snowflake side (one table)
 
-Configuration: the control function's environment (see ``spcs_gateway.control``), or flags:
-``--registry FILE``, ``--state-table``, ``--queue-urls``/``--queue-arns`` (JSON or @file),
-``--region``, ``--endpoint-url`` (a local AWS emulator). ``--json`` prints machine output.
+Configuration: the control function's environment (``spcs_gateway.control.settings``), or
+flags: ``--registry FILE``, ``--state-table``, ``--queue-urls``/``--queue-arns`` (JSON or
+@file), ``--region``, ``--endpoint-url`` (a local AWS emulator). ``--json`` prints machine
+output. ``--dry-run`` (resume, suspend, reconcile) reads the real state, runs the command on an
+in-memory copy of it (``control.dryrun``) and prints what it would have changed.
 
 Exit codes: 0 done; 1 the action did not succeed (refused, failed, unknown service, an AWS or
 Snowflake error); 2 bad usage or configuration. Expected errors print one line with a code,
@@ -19,47 +21,55 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spcs_gateway.aws_errors import aws_error_code
+from spcs_gateway.cli_format import describe_result, failure_text, status_table
 from spcs_gateway.control import (
     QUEUE_URLS_ENV,
+    AwsClients,
     ControlPlane,
     ControlResult,
-    Outcome,
-    ServiceStatusView,
+    ControlSettings,
     UnknownServiceError,
     build_control_plane,
 )
+from spcs_gateway.control.settings import parse_json_map
 from spcs_gateway.doctor import Doctor, format_table, passed
 from spcs_gateway.errors import GatewayError
+from spcs_gateway.redrive import RedriveError, RedriveResult, redrive_dlq, resolve_redrive
 from spcs_gateway.registry import REGISTRY_FILE_ENV, RegistryError, parse_registry
 from spcs_gateway.service_state import SERVICE_STATE_TABLE_ENV
 
-if TYPE_CHECKING:
-    from types_boto3_sqs import SQSClient
-    from types_boto3_sqs.type_defs import (
-        DeleteMessageBatchRequestEntryTypeDef,
-        MessageAttributeValueOutputTypeDef,
-        MessageAttributeValueTypeDef,
-        MessageTypeDef,
-        SendMessageBatchRequestEntryTypeDef,
-    )
+__all__ = [
+    "CliError",
+    "RedriveResult",
+    "build_from_args",
+    "describe_result",
+    "main",
+    "parser",
+    "redrive_dlq",
+    "resolve_redrive",
+    "run",
+    "status_table",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_RESUME_WAIT_S = 300.0
+_DRY_RUN_COMMANDS = frozenset({"resume", "suspend", "reconcile"})
 
 
 class CliError(Exception):
@@ -72,237 +82,6 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-def _aws_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
-
-
-# -- formatting ----------------------------------------------------------------------------------
-
-
-def _ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "never"
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"{stamp} ({_duration((now - when).total_seconds())} ago)"
-
-
-def _duration(seconds: float) -> str:
-    whole = max(round(seconds), 0)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def status_table(views: Sequence[ServiceStatusView], now: datetime) -> str:
-    """The aligned ``status`` table (one row per service)."""
-    header = (
-        "SERVICE",
-        "STATUS",
-        "READY",
-        "LAST ACTIVITY",
-        "IDLE IN",
-        "WHY",
-        "BACKLOG",
-        "RESUMES",
-        "SUSPENDS",
-        "PAUSED",
-    )
-    rows = [header]
-    for v in views:
-        rows.append(
-            (
-                v.name,
-                v.status if v.code is None else f"{v.status} ({v.code})",
-                "yes" if v.ready else "no",
-                _ago(v.last_activity, now),
-                "-" if v.idle_countdown_s is None else _duration(v.idle_countdown_s),
-                v.idle_reason,
-                "?" if v.backlog is None else str(v.backlog),
-                str(v.resumes_today),
-                str(v.suspends_today),
-                "yes" if v.mappings_paused else "no",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    footer = "RESUMES/SUSPENDS: today (UTC). IDLE IN: time until eligible for suspension."
-    return "\n".join(line.rstrip() for line in lines) + "\n" + footer
-
-
-def describe_result(result: ControlResult) -> str:
-    status = f" ({result.status})" if result.status else ""
-    text = {
-        Outcome.READY: "ready" + (", resumed by this call" if result.resumed else ""),
-        Outcome.RESUMING: "resume issued, not ready yet; reconcile re-enables its queues when "
-        "it is READY",
-        Outcome.IN_PROGRESS: "a resume is already in progress",
-        Outcome.STARTING: "starting, not ready yet",
-        Outcome.SUSPENDED: "suspend issued",
-        Outcome.ALREADY_SUSPENDED: "already suspended",
-    }.get(result.outcome, result.outcome.value)
-    return f"{result.service}: {text}{status}"
-
-
-# -- redrive -------------------------------------------------------------------------------------
-
-_MOVE_UNSUPPORTED = frozenset(
-    {"UnsupportedOperation", "InvalidAction", "NotImplemented", "UnknownOperationException"}
-)
-
-
-@dataclass(frozen=True)
-class RedriveResult:
-    dlq_url: str
-    destination_url: str | None
-    moved: int = 0
-    failed: int = 0
-    task_handle: str | None = None  # set when SQS runs the move itself (StartMessageMoveTask)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _queue_url(sqs: SQSClient, queue: str, logical: Mapping[str, str]) -> str:
-    if queue.startswith(("https://", "http://")):
-        return queue
-    if queue in logical:
-        return logical[queue]
-    try:
-        return sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    except ClientError as exc:
-        raise CliError(_aws_code(exc), f"queue {queue!r} not found") from None
-
-
-def _arn_to_url(sqs: SQSClient, arn: str) -> str:
-    parts = arn.split(":")
-    return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-
-
-def _queue_arn(sqs: SQSClient, url: str) -> tuple[str, dict[str, str]]:
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return attrs["QueueArn"], {str(k): v for k, v in attrs.items()}
-
-
-def resolve_redrive(
-    sqs: SQSClient, queue: str, *, to: str | None = None, logical: Mapping[str, str] | None = None
-) -> tuple[str, str, str, str]:
-    """(dlq url, dlq arn, destination url, destination arn). ``queue`` is the DLQ or a source
-    queue with a RedrivePolicy (its DLQ is then redriven back into it)."""
-    names = logical or {}
-    url = _queue_url(sqs, queue, names)
-    arn, attrs = _queue_arn(sqs, url)
-    if "RedrivePolicy" in attrs and to is None:
-        dlq_arn = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"]
-        return _arn_to_url(sqs, dlq_arn), dlq_arn, url, arn
-    if to is not None:
-        dest_url = _queue_url(sqs, to, names)
-        return url, arn, dest_url, _queue_arn(sqs, dest_url)[0]
-    sources = sqs.list_dead_letter_source_queues(QueueUrl=url).get("queueUrls", [])
-    if len(sources) != 1:
-        raise CliError(
-            "NO_SOURCE_QUEUE",
-            f"{len(sources)} source queues use this queue as their DLQ; name one with --to",
-        )
-    return url, arn, sources[0], _queue_arn(sqs, sources[0])[0]
-
-
-def _attribute_for_send(value: MessageAttributeValueOutputTypeDef) -> MessageAttributeValueTypeDef:
-    out: MessageAttributeValueTypeDef = {"DataType": value["DataType"]}
-    if "StringValue" in value:
-        out["StringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        out["BinaryValue"] = value["BinaryValue"]
-    return out
-
-
-def _send_entry(
-    message: MessageTypeDef, index: int, fifo: bool
-) -> SendMessageBatchRequestEntryTypeDef:
-    entry: SendMessageBatchRequestEntryTypeDef = {
-        "Id": str(index),
-        "MessageBody": message["Body"],
-    }
-    attributes = message.get("MessageAttributes")
-    if attributes:
-        entry["MessageAttributes"] = {k: _attribute_for_send(v) for k, v in attributes.items()}
-    system = message.get("Attributes", {})
-    if "AWSTraceHeader" in system:
-        entry["MessageSystemAttributes"] = {
-            "AWSTraceHeader": {"DataType": "String", "StringValue": system["AWSTraceHeader"]}
-        }
-    if fifo:
-        entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
-        entry["MessageDeduplicationId"] = system.get("MessageDeduplicationId", message["MessageId"])
-    return entry
-
-
-def redrive_dlq(
-    sqs: SQSClient,
-    queue: str,
-    *,
-    max_messages: int | None = None,
-    to: str | None = None,
-    logical: Mapping[str, str] | None = None,
-    wait_seconds: int = 1,
-    use_move_task: bool = True,
-) -> RedriveResult:
-    """Move dead letters back. Without ``max_messages`` SQS's own StartMessageMoveTask is used
-    when the endpoint supports it; otherwise (or with a cap) a receive/send/delete loop that
-    keeps the body, message attributes, trace header and FIFO group. A message is deleted from
-    the DLQ only after its copy was sent, so a failure leaves it where it was (at worst a
-    message is sent twice, which the results MERGE on event_id absorbs)."""
-    dlq_url, dlq_arn, dest_url, dest_arn = resolve_redrive(sqs, queue, to=to, logical=logical)
-    if max_messages is None and use_move_task:
-        try:
-            kwargs: dict[str, Any] = {"SourceArn": dlq_arn}
-            if to is not None:
-                kwargs["DestinationArn"] = dest_arn
-            handle = sqs.start_message_move_task(**kwargs)["TaskHandle"]
-            return RedriveResult(dlq_url, dest_url, task_handle=handle)
-        except NotImplementedError:
-            pass  # an emulator without the API
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if _aws_code(exc) not in _MOVE_UNSUPPORTED and status != 501:
-                raise
-    fifo = dest_url.endswith(".fifo")
-    moved = failed = 0
-    while max_messages is None or moved + failed < max_messages:
-        want = 10 if max_messages is None else min(10, max_messages - moved - failed)
-        messages = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=want,
-            WaitTimeSeconds=wait_seconds,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            break
-        entries = [_send_entry(m, i, fifo) for i, m in enumerate(messages)]
-        sent = sqs.send_message_batch(QueueUrl=dest_url, Entries=entries)
-        ok = {s["Id"] for s in sent.get("Successful", [])}
-        failed += len(messages) - len(ok)
-        done: list[DeleteMessageBatchRequestEntryTypeDef] = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(messages)
-            if str(i) in ok
-        ]
-        if done:
-            deleted = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
-            moved += len(deleted.get("Successful", []))
-    return RedriveResult(dlq_url, dest_url, moved=moved, failed=failed)
-
-
 # -- commands ------------------------------------------------------------------------------------
 
 
@@ -311,23 +90,18 @@ def _json_arg(value: str | None, flag: str) -> dict[str, str] | None:
         return None
     text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise CliError("USAGE", f"{flag} is not valid JSON", EXIT_USAGE) from None
-    if not isinstance(data, dict):
-        raise CliError("USAGE", f"{flag} must be a JSON object", EXIT_USAGE)
-    return {str(k): str(v) for k, v in data.items()}
+        return parse_json_map(text, flag)
+    except ValueError as exc:
+        raise CliError("USAGE", str(exc), EXIT_USAGE) from None
 
 
-def _client(args: argparse.Namespace, service: str) -> Any:
-    import boto3
-
+def _clients(args: argparse.Namespace) -> AwsClients:
     kwargs: dict[str, Any] = {}
     if args.region:
         kwargs["region_name"] = args.region
     if args.endpoint_url:
         kwargs["endpoint_url"] = args.endpoint_url
-    return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+    return AwsClients(**kwargs)
 
 
 def _environ(args: argparse.Namespace, base: Mapping[str, str]) -> dict[str, str]:
@@ -353,38 +127,27 @@ def build_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
         raise CliError(
             "CONFIGURATION_ERROR", "no state table: set SERVICE_STATE_TABLE or --state-table", 2
         )
-    return build_control_plane(
-        env,
-        registry=registry,
-        dynamodb_client=_client(args, "dynamodb"),
-        sqs_client=_client(args, "sqs"),
-        lambda_client=_client(args, "lambda"),
-        queue_urls=_json_arg(args.queue_urls, "--queue-urls"),
-        queue_arns=_json_arg(args.queue_arns, "--queue-arns"),
+    urls = _json_arg(args.queue_urls, "--queue-urls")
+    arns = _json_arg(args.queue_arns, "--queue-arns")
+    settings = ControlSettings.from_env(env)
+    settings = replace(
+        settings,
+        queue_urls=settings.queue_urls if urls is None else urls,
+        queue_arns=settings.queue_arns if arns is None else arns,
         owner_id=f"cli:{socket.gethostname()}:{os.getpid()}",
     )
+    return build_control_plane(env, settings=settings, registry=registry, clients=_clients(args))
 
 
 def _emit(out: TextIO, args: argparse.Namespace, data: Any, text: str) -> None:
     out.write((json.dumps(data, indent=2, default=str) if args.json else text) + "\n")
 
 
-def _failure_text(result: ControlResult) -> str:
-    name = result.service
-    if result.outcome is Outcome.UNKNOWN_SERVICE:
-        return f"{name!r} is not in the service registry; nothing was touched"
-    if result.outcome is Outcome.REFUSED:
-        return f"{name}: suspend refused ({result.reason}); --force suspends anyway"
-    if result.outcome is Outcome.FAILED:
-        return f"{name}: service is {result.status}; nothing was done"
-    return f"{name}: a Snowflake or AWS call failed"
-
-
 def _result_exit(result: ControlResult, out: TextIO, args: argparse.Namespace) -> int:
     if not result.ok:
         if args.json:
             _emit(out, args, result.as_dict(), "")
-        raise CliError(result.code or result.outcome.value.upper(), _failure_text(result))
+        raise CliError(result.code or result.outcome.value.upper(), failure_text(result))
     _emit(out, args, result.as_dict(), describe_result(result))
     return EXIT_OK
 
@@ -451,9 +214,16 @@ def run(
         return run_doctor(build_doctor(args, environ), out, args)
     if args.command == "redrive-dlq":
         logical = _json_arg(args.queue_urls, "--queue-urls") or _json_from_env(environ)
-        result = redrive_dlq(
-            _client(args, "sqs"), args.queue, max_messages=args.max, to=args.to, logical=logical
-        )
+        try:
+            result = redrive_dlq(
+                _clients(args).sqs(),
+                args.queue,
+                max_messages=args.max,
+                to=args.to,
+                logical=logical,
+            )
+        except RedriveError as exc:
+            raise CliError(exc.code, exc.detail) from None
         if result.task_handle:
             text = f"move task started: {result.dlq_url} -> source queue (SQS moves the messages)"
         else:
@@ -464,17 +234,24 @@ def run(
         return EXIT_FAILED if result.failed else EXIT_OK
 
     control = build(args, environ)
+    if args.dry_run and args.command in _DRY_RUN_COMMANDS:
+        return _dry_run(control, args, out)
+    return _run_control(control, args, out)
+
+
+def _run_control(control: ControlPlane, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "status":
         try:
-            views = control.status(args.names or None)
+            rows = control.status(args.names or None)
         except UnknownServiceError as exc:
             raise CliError(
                 exc.code.value, f"not in the service registry: {', '.join(exc.names)}"
             ) from None
-        _emit(out, args, [v.as_dict() for v in views], status_table(views, control.now()))
-        return EXIT_FAILED if any(v.code for v in views) else EXIT_OK
+        _emit(out, args, [r.as_dict() for r in rows], status_table(rows, control.now()))
+        return EXIT_FAILED if any(r.code for r in rows) else EXIT_OK
     if args.command == "resume":
-        return _result_exit(control.ensure_ready(args.name, budget_s=args.wait), out, args)
+        wait = 0.0 if args.dry_run else args.wait
+        return _result_exit(control.ensure_ready(args.name, budget_s=wait), out, args)
     if args.command == "suspend":
         return _result_exit(control.suspend(args.name, force=args.force), out, args)
     report = control.reconcile()  # reconcile
@@ -487,6 +264,27 @@ def run(
     ]
     _emit(out, args, report.as_dict(), "\n".join(lines))
     return EXIT_FAILED if report.errors else EXIT_OK
+
+
+def _dry_run(control: ControlPlane, args: argparse.Namespace, out: TextIO) -> int:
+    """The command on an in-memory copy of what ``control`` sees; then what it would change
+    (with ``--json``: ``{"dry_run": true, "result": ..., "would": [...]}``)."""
+    from spcs_gateway.control.dryrun import dry_run
+
+    copy, dry = dry_run(control)
+    answer = io.StringIO()
+    try:
+        return _run_control(copy, args, answer)
+    finally:
+        planned = dry.planned()
+        if args.json:
+            result = json.loads(answer.getvalue() or "null")
+            _emit(out, args, {"dry_run": True, "result": result, "would": planned}, "")
+        else:
+            lines = [f"  {p}" for p in planned] or ["  nothing"]
+            out.write(answer.getvalue())
+            out.write("\n".join(["dry run: nothing was changed; it would have changed:", *lines]))
+            out.write("\n")
 
 
 def _json_from_env(environ: Mapping[str, str]) -> dict[str, str] | None:
@@ -507,6 +305,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="AWS region")
     p.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint (a local emulator)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resume/suspend/reconcile: read the real state, print what the command would change",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log control actions to stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("status", help="status, last activity and idle countdown per service")
@@ -578,7 +381,7 @@ def main(
         err.write(f"error: {exc}\n")  # code + fixed detail, PHI-free by construction
         return EXIT_FAILED
     except (ClientError, BotoCoreError) as exc:
-        err.write(f"error: {_aws_code(exc)}: AWS call failed\n")
+        err.write(f"error: {aws_error_code(exc)}: AWS call failed\n")
         return EXIT_FAILED
     except ValueError as exc:  # environment contract (QUEUE_URLS, numbers ...)
         err.write(f"error: CONFIGURATION_ERROR: {exc}\n")

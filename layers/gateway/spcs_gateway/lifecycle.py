@@ -34,185 +34,55 @@ Rules (docs/ARCHITECTURE.md, "Lifecycle"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
 from spcs_gateway.queues import QueueDepth
 from spcs_gateway.registry import ServiceConfig, WarmWindow, validate_cron
+from spcs_gateway.service_record import (
+    ServiceRecord,
+    ServiceState,
+    as_utc,
+    can_take_lease,
+    counter_day,
+    take_lease,
+)
+from spcs_gateway.status import Observation, Observed, PoolStatus, ServiceStatus
 
-# ---------------------------------------------------------------------------------------------
-# Observed Snowflake state
-
-
-_Status = TypeVar("_Status", bound=StrEnum)
-
-
-def _parse_status(kind: type[_Status], value: str | None, unknown: _Status) -> _Status:
-    """A status string as Snowflake prints it (any case); unknown or empty -> ``unknown``."""
-    if isinstance(value, kind):
-        return value
-    if not value:
-        return unknown
-    try:
-        return kind(value.strip().upper())
-    except ValueError:
-        return unknown
-
-
-class ServiceStatus(StrEnum):
-    """Service status as SHOW SERVICES / SYSTEM$GET_SERVICE_STATUS report it
-    (docs/SNOWFLAKE_FACTS.md)."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    FAILED = "FAILED"
-    DONE = "DONE"
-    SUSPENDING = "SUSPENDING"
-    SUSPENDED = "SUSPENDED"
-    DELETING = "DELETING"
-    DELETED = "DELETED"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    UNKNOWN = "UNKNOWN"  # not observed, or a value this code does not know
-
-    @classmethod
-    def parse(cls, value: str | None) -> ServiceStatus:
-        return _parse_status(cls, value, cls.UNKNOWN)
-
-
-class PoolStatus(StrEnum):
-    """Compute pool state (SHOW COMPUTE POOLS)."""
-
-    STARTING = "STARTING"
-    ACTIVE = "ACTIVE"
-    IDLE = "IDLE"
-    SUSPENDED = "SUSPENDED"
-    STOPPING = "STOPPING"
-    RESIZING = "RESIZING"
-    UNKNOWN = "UNKNOWN"
-
-    @classmethod
-    def parse(cls, value: str | None) -> PoolStatus:
-        return _parse_status(cls, value, cls.UNKNOWN)
-
-
-class Observation(Protocol):
-    """What Snowflake says right now about one service. ``service_control.ServiceObservation``
-    satisfies it; ``Observed`` is the plain value for tests and benchmarks."""
-
-    @property
-    def status(self) -> str: ...  # SHOW SERVICES status (any case; unknown -> UNKNOWN)
-
-    @property
-    def ready(self) -> bool: ...  # RUNNING and every container READY
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    status: str
-    ready: bool = False
-
-    @classmethod
-    def of(cls, status: str | None, container_statuses: Iterable[str] = ()) -> Observed:
-        """From SHOW SERVICES ``status`` and SHOW SERVICE CONTAINERS ``status`` values."""
-        parsed = ServiceStatus.parse(status)
-        containers = [c.strip().upper() for c in container_statuses]
-        ready = parsed is ServiceStatus.RUNNING and bool(containers)
-        return cls(parsed, ready and all(c == "READY" for c in containers))
-
-
-# ---------------------------------------------------------------------------------------------
-# Persisted per-service record (one DynamoDB item; see service_state.py). Never holds PHI.
-
-
-def _utc(now: datetime) -> datetime:
-    # Arithmetic on datetimes sharing a ZoneInfo is wall-clock arithmetic; in UTC it is elapsed.
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now if now.tzinfo is UTC else now.astimezone(UTC)
-
-
-def counter_day(now: datetime) -> str:
-    """The UTC calendar day that daily counters ("resumes today") belong to."""
-    return now.astimezone(UTC).date().isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceState:
-    name: str
-    status: ServiceStatus = ServiceStatus.UNKNOWN  # last recorded observation
-    ready: bool = False
-    observed_at: datetime | None = None
-    last_transition_at: datetime | None = None  # last time the recorded status changed
-    last_activity: datetime | None = None  # routers / API, throttled per container
-    resumed_at: datetime | None = None  # our last RESUME
-    suspended_at: datetime | None = None  # our last SUSPEND
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    mappings_paused: bool = False  # ensure_ready paused the feeding event source mappings
-    on_demand_in_flight: int = 0
-    on_demand_expires_at: datetime | None = None  # counter is ignored after this instant
-    resumes: int = 0
-    suspends: int = 0
-    counter_day: str | None = None  # UTC day of resumes_today / suspends_today
-    resumes_today: int = 0
-    suspends_today: int = 0
-
-    def lease_active(self, now: datetime) -> bool:
-        return (
-            self.lease_owner is not None
-            and self.lease_expires_at is not None
-            and self.lease_expires_at > now
-        )
-
-    def idle_since(self) -> datetime | None:
-        """Start of the current idle period: latest activity, resume or status change."""
-        marks = [t for t in (self.last_activity, self.resumed_at, self.last_transition_at) if t]
-        return max(marks) if marks else None
-
-    def active_on_demand(self, now: datetime) -> int:
-        """In-flight on-demand calls, or 0 once the safeguard expiry has passed (a caller that
-        crashed between begin and end must not block suspension forever)."""
-        if self.on_demand_expires_at is None or self.on_demand_expires_at <= now:
-            return 0
-        return max(self.on_demand_in_flight, 0)
-
-    def daily_counts(self, now: datetime) -> tuple[int, int]:
-        """(resumes, suspends) on the UTC day of ``now``."""
-        if self.counter_day != counter_day(now):
-            return (0, 0)
-        return (self.resumes_today, self.suspends_today)
-
-
-# ---------------------------------------------------------------------------------------------
-# Leases (the DynamoDB conditional write in service_state.py mirrors can_take_lease exactly)
-
-
-def can_take_lease(state: ServiceState, owner: str, now: datetime) -> bool:
-    """No lease, an expired lease (expiry <= now), or the same owner renewing."""
-    now = _utc(now)
-    return (
-        state.lease_owner is None
-        or state.lease_expires_at is None
-        or state.lease_expires_at <= now
-        or state.lease_owner == owner
-    )
-
-
-def take_lease(
-    state: ServiceState, owner: str, now: datetime, ttl: timedelta
-) -> ServiceState | None:
-    """The state after ``owner`` takes the lease, or None when someone else holds it."""
-    now = _utc(now)
-    if not can_take_lease(state, owner, now):
-        return None
-    return replace(state, lease_owner=owner, lease_expires_at=now + ttl)
-
+# The policy's inputs, importable from here with the policy (``from spcs_gateway.lifecycle
+# import ServiceRecord, ServiceStatus, Observed``); they live in status.py and service_record.py.
+__all__ = [
+    "DEFAULT_POLICY",
+    "Action",
+    "Backlog",
+    "Decision",
+    "IdleCountdown",
+    "LifecyclePolicy",
+    "Observation",
+    "Observed",
+    "PoolAction",
+    "PoolDecision",
+    "PoolStatus",
+    "Reason",
+    "ServiceRecord",
+    "ServiceState",
+    "ServiceStatus",
+    "WarmSpan",
+    "active_warm_window",
+    "can_take_lease",
+    "counter_day",
+    "decide_pool",
+    "decide_service",
+    "idle_countdown",
+    "in_warm_window",
+    "pool_needs_resume",
+    "take_lease",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Backlog
@@ -223,7 +93,7 @@ class Backlog:
     """Work waiting for one service. ``queues`` (``queues.QueueDepth``: visible, in flight,
     delayed; all count as waiting work) maps the logical queue names of
     ``ServiceConfig.queues`` to their depth; a configured queue missing here counts as unknown
-    (never suspend on a guess). ``on_demand_in_flight`` is ``ServiceState.active_on_demand``."""
+    (never suspend on a guess). ``on_demand_in_flight`` is ``ServiceRecord.active_on_demand``."""
 
     queues: Mapping[str, QueueDepth] = field(default_factory=dict)
     on_demand_in_flight: int = 0
@@ -266,7 +136,7 @@ def active_warm_window(
     windows: Sequence[WarmWindow], now: datetime, lead: timedelta = timedelta(0)
 ) -> WarmSpan | None:
     """The open window (``start - lead <= now < end``) that ends last, or None."""
-    now = _utc(now)
+    now = as_utc(now)
     if not windows:
         return None
     horizon = int((now + lead).timestamp()) // 60 * 60
@@ -390,7 +260,7 @@ def _min_uptime(config: ServiceConfig, policy: LifecyclePolicy) -> timedelta:
 
 def _suspend_gate(
     config: ServiceConfig,
-    state: ServiceState,
+    state: ServiceRecord,
     backlog: Backlog,
     now: datetime,
     policy: LifecyclePolicy,
@@ -438,14 +308,14 @@ _GONE = frozenset({ServiceStatus.DONE, ServiceStatus.DELETING, ServiceStatus.DEL
 
 def decide_service(
     config: ServiceConfig,
-    state: ServiceState,
+    state: ServiceRecord,
     observation: Observation,
     backlog: Backlog,
     now: datetime,
     policy: LifecyclePolicy = DEFAULT_POLICY,
 ) -> Decision:
     """What the control plane should do about one managed service now."""
-    now = _utc(now)
+    now = as_utc(now)
     status = ServiceStatus.parse(observation.status)
     if status is ServiceStatus.RUNNING:
         if observation.ready and state.mappings_paused:
@@ -481,14 +351,14 @@ def decide_service(
 
 def idle_countdown(
     config: ServiceConfig,
-    state: ServiceState,
+    state: ServiceRecord,
     observation: Observation,
     backlog: Backlog,
     now: datetime,
     policy: LifecyclePolicy = DEFAULT_POLICY,
 ) -> IdleCountdown:
     """Seconds until the service becomes eligible for suspension, if nothing changes."""
-    now = _utc(now)
+    now = as_utc(now)
     if ServiceStatus.parse(observation.status) is not ServiceStatus.RUNNING:
         return IdleCountdown(Reason.NOT_RUNNING, None, None)
     reason, eligible_at = _suspend_gate(config, state, backlog, now, policy)
@@ -510,7 +380,7 @@ def pool_needs_resume(pool_status: str) -> bool:
 
 def decide_pool(
     pool_status: str,
-    members: Sequence[tuple[Observation, ServiceState]],
+    members: Sequence[tuple[Observation, ServiceRecord]],
     now: datetime,
     *,
     resume_requested: bool = False,
@@ -525,7 +395,7 @@ def decide_pool(
     gateway's role may not see them, so anything running keeps the pool up and an unknown count
     never suspends it. ``suspend_when_idle``: per-pool switch (default on).
     """
-    now = _utc(now)
+    now = as_utc(now)
     pool_status = PoolStatus.parse(pool_status)
     if pool_status in _POOL_TRANSITIONS:
         return PoolDecision(PoolAction.WAIT, Reason.POOL_TRANSITION)

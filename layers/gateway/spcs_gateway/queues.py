@@ -3,6 +3,8 @@
 The control plane must know whether work is waiting (never suspend with a backlog) and must be
 able to pause the event source mappings that feed a service while it resumes, so waiting
 messages burn no receive counts. Both adapters take boto3 clients, so tests pass moto clients.
+``QueueMonitor`` implements the control plane's ``control.ports.QueueBacklog`` and
+``EventSourceMappings`` its ``control.ports.MappingSwitch`` (in memory: ``control.memory``).
 """
 
 from __future__ import annotations

@@ -305,6 +305,9 @@ class ServiceConfig(_Strict):
     warm_windows: list[WarmWindow] = Field(default_factory=list)
     label_sets: dict[str, LabelList] = Field(default_factory=dict)
     max_candidate_labels: int = Field(default=64, ge=1, le=1_000)
+    # Zero-shot image services: the model's input size; a DICOM image is converted to an
+    # image_size x image_size PNG (BiomedCLIP: 224). docs/EHR_INTAKE.md.
+    image_size: int = Field(default=224, ge=16, le=4_096)
     # JSON encoding of a bytes column: not documented upstream, so configurable
     # (docs/SNOWFLAKE_FACTS.md).
     bytes_encoding: Literal["base64", "hex"] = "base64"
@@ -363,10 +366,12 @@ class ServiceConfig(_Strict):
 
 
 class PoolConfig(_Strict):
-    """A compute pool the gateway may suspend once every managed service on it is suspended."""
+    """A compute pool's own setting: suspend it once every managed service on it is suspended
+    (and nothing else runs on it), or never. Unset: the control function's switch
+    (``SUSPEND_IDLE_POOLS``, default on)."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")
-    suspend_when_idle: bool = True
+    suspend_when_idle: bool | None = None
 
 
 class ImageSettings(_Strict):
@@ -375,14 +380,28 @@ class ImageSettings(_Strict):
     max_pixels: int = Field(default=40_000_000, ge=1)
 
 
+class EhrSettings(_Strict):
+    """EHR-native intake (FHIR, HL7 v2): how source identifiers reach the results table.
+
+    ``subject_ids``: ``keyed`` (default) writes an opaque HMAC-SHA256 of the patient (or, without
+    one, the document) identifier as SUBJECT_ID; ``source`` is the operator's opt-in to the raw
+    identifier. The HMAC key is the ``subject_key`` secret; without one it is derived from the
+    Snowflake credential secret (its ``subject_key`` field if present). docs/EHR_INTAKE.md.
+    """
+
+    subject_ids: Literal["keyed", "source"] = "keyed"
+    subject_key: SecretRef | None = None
+
+
 class Registry(_Strict):
     version: Literal[1] = 1
     allow_http_loopback: bool = False
     snowflake: SnowflakeSettings
     services: list[ServiceConfig] = Field(min_length=1)
-    # Pools not listed here default to suspend_when_idle=True when all their services sleep.
+    # Per-pool overrides of the control function's SUSPEND_IDLE_POOLS (pool_suspends_when_idle).
     pools: list[PoolConfig] = Field(default_factory=list)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    ehr: EhrSettings = Field(default_factory=EhrSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Registry:
@@ -402,10 +421,14 @@ class Registry(_Strict):
                 return svc
         raise KeyError(name)
 
-    def pool_suspends_when_idle(self, pool: str) -> bool:
+    def pool_suspends_when_idle(self, pool: str, default: bool = True) -> bool:
+        """The pool's own ``suspend_when_idle``; ``default`` (the control function's switch)
+        when the registry does not set it."""
         wanted = pool.upper()
         conf = next((p for p in self.pools if p.name.upper() == wanted), None)
-        return True if conf is None else conf.suspend_when_idle
+        if conf is None or conf.suspend_when_idle is None:
+            return default
+        return conf.suspend_when_idle
 
     def by_fqn(self, fqn: str) -> ServiceConfig | None:
         wanted = fqn.upper()

@@ -1,143 +1,16 @@
-"""Snowflake side of the lifecycle: observe, resume and suspend managed services and pools.
-
-Only names from the service registry reach this module; they are validated again here because
-identifiers cannot be bound as parameters. Observations are ids and status strings only.
-
-No statement here says ``IF EXISTS``: Snowflake answers a missing OPERATE grant with "does not
-exist or not authorized", and ``IF EXISTS`` would turn that into a silent no-op (a resume that
-then waits out its budget). Without it the error surfaces as ``PRIVILEGE_MISSING`` (sql.py).
-
-Compute pools are judged on pool-level facts (``SHOW COMPUTE POOLS``: ``num_services`` counts
-every service and job running on the pool, including those the gateway's role cannot see),
-never on ``SHOW SERVICES IN COMPUTE POOL``, which lists only what the role holds a privilege on.
-"""
+"""Former name of ``spcs_services`` (SPCS services and pools through SQL), kept so existing
+importers keep working; new code imports ``spcs_gateway.spcs_services``."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from spcs_gateway.spcs_services import QueryRunner, checked_identifier
+from spcs_gateway.spcs_services import SqlSpcsServices as ServiceController
+from spcs_gateway.status import PoolObservation, ServiceObservation
 
-from spcs_gateway.errors import ConfigurationError, ErrorCode
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
-
-RUNNING = "RUNNING"
-SUSPENDED = "SUSPENDED"
-
-
-class QueryRunner(Protocol):
-    """What this module needs from the SQL client: rows as dicts keyed by lower-case column."""
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
-
-
-@dataclass(frozen=True)
-class ServiceObservation:
-    fqn: str
-    status: str  # Snowflake service status: PENDING, RUNNING, SUSPENDED, ...
-    compute_pool: str | None
-    instances_ready: int
-    instances_total: int
-
-    @property
-    def ready(self) -> bool:
-        return (
-            self.status == RUNNING
-            and self.instances_total > 0
-            and self.instances_ready == self.instances_total
-        )
-
-
-@dataclass(frozen=True)
-class PoolObservation:
-    name: str
-    state: str  # STARTING, ACTIVE, IDLE, SUSPENDED, ...
-    # Services and jobs running on the pool, all owners (None: the column was not there).
-    running: int | None = None
-
-
-def _count(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def checked_identifier(name: str) -> str:
-    if not _IDENT.match(name):
-        raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "invalid Snowflake identifier")
-    return name.upper()
-
-
-def _split(fqn: str) -> tuple[str | None, str | None, str]:
-    parts = checked_identifier(fqn).split(".")
-    while len(parts) < 3:
-        parts.insert(0, "")
-    return parts[0] or None, parts[1] or None, parts[2]
-
-
-class ServiceController:
-    def __init__(self, sql: QueryRunner) -> None:
-        self._sql = sql
-
-    def observe(self, fqn: str) -> ServiceObservation:
-        database, schema, name = _split(fqn)
-        scope = f" IN SCHEMA {database}.{schema}" if database and schema else ""
-        rows = self._sql.query(f"SHOW SERVICES LIKE '{name}'{scope}")
-        row = next((r for r in rows if str(r.get("name", "")).upper() == name), None)
-        if row is None:
-            # SHOW lists only objects the role holds a privilege on.
-            raise ConfigurationError(
-                ErrorCode.PRIVILEGE_MISSING, "managed service not found or not visible to the role"
-            )
-        status = str(row.get("status", "UNKNOWN")).upper()
-        ready = total = 0
-        if status == RUNNING:
-            containers = self._sql.query(
-                f"SHOW SERVICE CONTAINERS IN SERVICE {checked_identifier(fqn)}"
-            )
-            instances: dict[str, bool] = {}
-            for c in containers:
-                instance = c.get("instance_id")
-                if instance is None:
-                    continue
-                state = str(c.get("instance_status") or c.get("status") or "").upper()
-                instances[str(instance)] = instances.get(str(instance), True) and state == "READY"
-            total = len(instances)
-            ready = sum(1 for ok in instances.values() if ok)
-        pool = row.get("compute_pool")
-        return ServiceObservation(
-            fqn=checked_identifier(fqn),
-            status=status,
-            compute_pool=str(pool).upper() if pool else None,
-            instances_ready=ready,
-            instances_total=total,
-        )
-
-    def resume(self, fqn: str) -> None:
-        self._sql.query(f"ALTER SERVICE {checked_identifier(fqn)} RESUME")
-
-    def suspend(self, fqn: str) -> None:
-        self._sql.query(f"ALTER SERVICE {checked_identifier(fqn)} SUSPEND")
-
-    def pool(self, name: str) -> PoolObservation:
-        pool = checked_identifier(name)
-        rows = self._sql.query(f"SHOW COMPUTE POOLS LIKE '{pool}'")
-        row = next((r for r in rows if str(r.get("name", "")).upper() == pool), None)
-        if row is None:
-            raise ConfigurationError(
-                ErrorCode.PRIVILEGE_MISSING, "compute pool not found or not visible to the role"
-            )
-        return PoolObservation(
-            name=pool,
-            state=str(row.get("state", "UNKNOWN")).upper(),
-            running=_count(row.get("num_services")),
-        )
-
-    def resume_pool(self, name: str) -> None:
-        self._sql.query(f"ALTER COMPUTE POOL {checked_identifier(name)} RESUME")
-
-    def suspend_pool(self, name: str) -> None:
-        self._sql.query(f"ALTER COMPUTE POOL {checked_identifier(name)} SUSPEND")
+__all__ = [
+    "PoolObservation",
+    "QueryRunner",
+    "ServiceController",
+    "ServiceObservation",
+    "checked_identifier",
+]

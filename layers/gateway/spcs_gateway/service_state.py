@@ -1,12 +1,16 @@
 """Service-state store: one DynamoDB item per managed service (table from ``SERVICE_STATE_TABLE``).
 
+Each item is a ``service_record.ServiceRecord``. ``ServiceStateStore`` implements the control
+plane's ``control.ports.StateStore`` (``control.memory.MemoryStateStore`` is the in-memory one,
+held to the same behaviour by tests/control/test_ctl_ports_contract.py).
+
 Table: partition key ``service`` (S) = the logical name (``ServiceConfig.name``), no sort key.
 Items hold names, statuses, timestamps (epoch seconds, millisecond precision), counters and
 lease owner ids, never PHI. Every write is a single ``UpdateItem``; the ones that must not race
 are conditional, so DynamoDB's per-item atomicity gives the guarantees:
 
 - ``record_activity`` only moves ``last_activity`` forward (cheap, idempotent);
-- ``try_acquire_lease`` mirrors ``lifecycle.can_take_lease``: no lease, an expired one, or the
+- ``try_acquire_lease`` mirrors ``service_record.can_take_lease``: no lease, an expired one, or the
   same owner renewing. Of concurrent callers exactly one wins;
 - ``record_resume`` / ``record_suspend`` ``ADD`` to totals and to per-UTC-day counters, rolling
   the day over with a conditional write (no read-modify-write race);
@@ -23,14 +27,17 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spcs_gateway.lifecycle import Observation, ServiceState, ServiceStatus, counter_day
+from spcs_gateway.aws_errors import has_aws_code
+from spcs_gateway.clock import Clock, utc_now
 from spcs_gateway.registry import ServiceConfig
+from spcs_gateway.service_record import ServiceRecord, counter_day
+from spcs_gateway.status import Observation, ServiceStatus
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -82,11 +89,11 @@ def _read_bool(item: Mapping[str, Any], attr: str) -> bool:
     return bool(value.get("BOOL", False)) if value else False
 
 
-def state_from_item(name: str, item: Mapping[str, Any] | None) -> ServiceState:
-    """A DynamoDB item (low-level attribute-value form) as a ServiceState; None -> empty."""
+def state_from_item(name: str, item: Mapping[str, Any] | None) -> ServiceRecord:
+    """A DynamoDB item (low-level attribute-value form) as a ServiceRecord; None -> empty."""
     if not item:
-        return ServiceState(name=name)
-    return ServiceState(
+        return ServiceRecord(name=name)
+    return ServiceRecord(
         name=name,
         status=ServiceStatus.parse(_read_str(item, "status")),
         ready=_read_bool(item, "ready"),
@@ -137,13 +144,13 @@ class ServiceStateStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def get(self, name: str) -> ServiceState:
+    def get(self, name: str) -> ServiceRecord:
         response = self._client.get_item(
             TableName=self._table, Key={KEY_ATTRIBUTE: _str(name)}, ConsistentRead=True
         )
         return state_from_item(name, response.get("Item"))
 
-    def get_all(self, names: Iterable[str]) -> dict[str, ServiceState]:
+    def get_all(self, names: Iterable[str]) -> dict[str, ServiceRecord]:
         """States by name, in one BatchGetItem per 100 names (missing items -> empty states)."""
         wanted = list(dict.fromkeys(names))
         items: dict[str, Mapping[str, Any]] = {}
@@ -198,7 +205,7 @@ class ServiceStateStore:
         try:
             self._client.update_item(**kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
+            if has_aws_code(exc, _CONDITION_FAILED):
                 return False
             raise
         return True
@@ -358,10 +365,6 @@ class ActivitySink(Protocol):
     def record_activity(self, name: str, now: datetime) -> bool: ...
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ActivityRecorder:
     """What routers and the API call per batch/request: one store write per service per
     ``interval`` per container. A failed write is swallowed (returns False): activity is a
@@ -372,7 +375,7 @@ class ActivityRecorder:
         self,
         store: ActivitySink,
         interval: timedelta = DEFAULT_ACTIVITY_INTERVAL,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._throttle = ActivityThrottle(interval)
@@ -390,7 +393,7 @@ class ActivityRecorder:
 
 
 class StateReader(Protocol):
-    def get(self, name: str) -> ServiceState: ...
+    def get(self, name: str) -> ServiceRecord: ...
 
 
 class ResumeWindow:
@@ -406,7 +409,7 @@ class ResumeWindow:
         store: StateReader,
         grace: timedelta = timedelta(minutes=5),
         cache: timedelta = timedelta(seconds=5),
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._grace = grace

@@ -1,0 +1,136 @@
+"""The control plane's settings, read from the environment once (the control function's
+environment contract; the operator CLI reads the same variables).
+
+=================================  ==========================================================
+``SPCS_GATEWAY_REGISTRY[_FILE|_PARAM]``  the service registry (``registry.load_registry``; read
+                                   by ``wiring.build_control_plane``, not here)
+``SERVICE_STATE_TABLE``            DynamoDB table of per-service records (``service_state.py``)
+``QUEUE_URLS``                     JSON ``{"<logical queue>": "<queue URL>"}``: backlog of the
+                                   queues named in ``ServiceConfig.queues``
+``QUEUE_ARNS``                     JSON ``{"<logical queue>": "<queue ARN>"}``: the event source
+                                   mappings to pause; optional, read from the queues when unset
+``SUSPEND_IDLE_POOLS``             ``true`` (default) or ``false``: suspend a compute pool once
+                                   all its services are suspended; a pool's own
+                                   ``suspend_when_idle`` in the registry overrides it
+``CONTROL_POLL_SECONDS``           readiness poll interval (default 5)
+``CONTROL_LEASE_SECONDS``          resume lease TTL (default 300)
+``CONTROL_BUDGET_MARGIN_SECONDS``  ``ensure_ready`` stops polling this long before the Lambda
+                                   timeout (default 10)
+``LIFECYCLE_MIN_UPTIME_SECONDS``   ``LifecyclePolicy.min_uptime`` (default 300)
+``LIFECYCLE_WARM_LEAD_SECONDS``    ``LifecyclePolicy.warm_lead`` (default 900)
+``CONTROL_OWNER_ID``               lease owner prefix (default: Lambda log stream, or host:pid)
+=================================  ==========================================================
+
+One parser per type (``env_str``, ``env_bool``, ``env_float``, ``env_json_map`` over
+``parse_json_map``, which the CLI's JSON flags use too); a malformed
+value raises ``ValueError`` naming the variable, never echoing its value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from spcs_gateway.lifecycle import DEFAULT_POLICY, LifecyclePolicy
+from spcs_gateway.service_state import DEFAULT_LEASE_TTL, SERVICE_STATE_TABLE_ENV
+
+QUEUE_URLS_ENV = "QUEUE_URLS"
+QUEUE_ARNS_ENV = "QUEUE_ARNS"
+SUSPEND_IDLE_POOLS_ENV = "SUSPEND_IDLE_POOLS"
+POLL_SECONDS_ENV = "CONTROL_POLL_SECONDS"
+LEASE_SECONDS_ENV = "CONTROL_LEASE_SECONDS"
+BUDGET_MARGIN_ENV = "CONTROL_BUDGET_MARGIN_SECONDS"
+MIN_UPTIME_ENV = "LIFECYCLE_MIN_UPTIME_SECONDS"
+WARM_LEAD_ENV = "LIFECYCLE_WARM_LEAD_SECONDS"
+OWNER_ID_ENV = "CONTROL_OWNER_ID"
+
+DEFAULT_POLL_SECONDS = 5.0
+DEFAULT_BUDGET_MARGIN_S = 10.0
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def env_str(environ: Mapping[str, str], key: str) -> str | None:
+    """The value, or None when unset or empty."""
+    return environ.get(key) or None
+
+
+def env_bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
+    """Unset or blank: ``default``; ``false``/``0``/``no``/``off`` (any case): False; else True."""
+    raw = environ.get(key, "").strip().lower()
+    if not raw:
+        return default
+    return raw not in _FALSE_WORDS
+
+
+def env_float(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number") from None
+
+
+def parse_json_map(text: str, name: str) -> dict[str, str]:
+    """``text`` as a JSON object of strings; ``ValueError`` naming ``name`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"{name} is not valid JSON") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{name} must be a JSON object of strings")
+    return value
+
+
+def env_json_map(environ: Mapping[str, str], key: str) -> dict[str, str] | None:
+    """A JSON object of strings, or None when unset or empty."""
+    raw = environ.get(key)
+    return parse_json_map(raw, key) if raw else None
+
+
+def _seconds(environ: Mapping[str, str], key: str, default: timedelta) -> timedelta:
+    return timedelta(seconds=env_float(environ, key, default.total_seconds()))
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """Everything the control plane is configured with besides the registry and its adapters.
+    The defaults are the control function's defaults; ``from_env`` reads the contract above."""
+
+    state_table: str | None = None
+    queue_urls: Mapping[str, str] = field(default_factory=dict)
+    queue_arns: Mapping[str, str] | None = None  # None: looked up from the queues
+    suspend_idle_pools: bool = True  # default for pools the registry does not configure
+    poll_interval_s: float = DEFAULT_POLL_SECONDS
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL
+    budget_margin_s: float = DEFAULT_BUDGET_MARGIN_S
+    policy: LifecyclePolicy = DEFAULT_POLICY
+    owner_id: str | None = None  # None: the Lambda log stream, or host:pid
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s <= 0:
+            raise ValueError("poll_interval must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ControlSettings:
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        return cls(
+            state_table=env_str(env, SERVICE_STATE_TABLE_ENV),
+            queue_urls=env_json_map(env, QUEUE_URLS_ENV) or {},
+            queue_arns=env_json_map(env, QUEUE_ARNS_ENV),
+            suspend_idle_pools=env_bool(env, SUSPEND_IDLE_POOLS_ENV, True),
+            poll_interval_s=env_float(env, POLL_SECONDS_ENV, DEFAULT_POLL_SECONDS),
+            lease_ttl=_seconds(env, LEASE_SECONDS_ENV, DEFAULT_LEASE_TTL),
+            budget_margin_s=env_float(env, BUDGET_MARGIN_ENV, DEFAULT_BUDGET_MARGIN_S),
+            policy=LifecyclePolicy(
+                min_uptime=_seconds(env, MIN_UPTIME_ENV, DEFAULT_POLICY.min_uptime),
+                warm_lead=_seconds(env, WARM_LEAD_ENV, DEFAULT_POLICY.warm_lead),
+            ),
+            owner_id=env_str(env, OWNER_ID_ENV),
+        )
