@@ -39,11 +39,21 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from bench.traces import (
+    DAY,
+    EPOCH,
+    HOUR,
+    TRACES,
+    Trace,
+    clinic_trace,
+    nightly_export_trace,
+    sparse_trace,
+)
 from spcs_gateway.backoff import BackoffPolicy
 from spcs_gateway.control import ControlPlane, ControlSettings
 from spcs_gateway.control.memory import (
@@ -60,13 +70,24 @@ from spcs_gateway.service_record import ServiceRecord
 from spcs_gateway.service_state import ActivityRecorder
 from spcs_gateway.status import ServiceStatus
 
-DAY = 86_400.0
-HOUR = 3_600.0
-EPOCH = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, 00:00 UTC
+# Re-exported for the tests and older callers (the traces live in bench/traces.py).
+__all__ = [
+    "DAY",
+    "EPOCH",
+    "HOUR",
+    "TRACES",
+    "SimParams",
+    "Trace",
+    "clinic_trace",
+    "evaluate",
+    "nightly_export_trace",
+    "ours",
+    "run",
+    "sparse_trace",
+]
 QUEUE = "notes"
 # Grid for "best fixed AUTO_SUSPEND_SECS in hindsight" and for the idle_seconds sweep of ours.
 FIXED_GRID = (60, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 14400)
-IDLE_GRID = (60, 120, 300, 600, 900, 1800)
 SNOWFLAKE_DEFAULT_AUTO_SUSPEND = 1800  # the 30-minute model-serving default
 DEFAULT_IDLE_SECONDS: int = ServiceConfig.model_fields["idle_seconds"].default
 
@@ -83,21 +104,6 @@ class SimParams:
     # ticks, resumes and status changes keep the service up.
     router_activity: bool = True
     seed: int = 20250303
-
-
-@dataclass(frozen=True)
-class Trace:
-    name: str
-    description: str
-    arrivals: tuple[float, ...]  # seconds since EPOCH, sorted
-    horizon: float  # seconds; billing is counted inside [0, horizon]
-    idle_seconds: int  # the ServiceConfig.idle_seconds an operator would set for this workload
-    # The ServiceConfig.min_uptime_seconds they would set (None: the policy default, 300 s).
-    min_uptime_seconds: int | None = None
-
-    @property
-    def days(self) -> float:
-        return self.horizon / DAY
 
 
 @dataclass
@@ -134,104 +140,6 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
 
 def _clip(start: float, end: float, horizon: float) -> float:
     return max(0.0, min(end, horizon) - max(start, 0.0))
-
-
-# ---------------------------------------------------------------------------------------------
-# Traces (deterministic for a seed)
-
-
-def _poisson(rng: random.Random, start: float, end: float, per_hour: float) -> list[float]:
-    out: list[float] = []
-    t = start
-    while per_hour > 0:
-        t += rng.expovariate(per_hour / HOUR)
-        if t >= end:
-            break
-        out.append(t)
-    return out
-
-
-def clinic_trace(seed: int, days: int = 7) -> Trace:
-    """Weekday clinic hours: busy mornings and afternoons, a lunch lull, quiet evenings and
-    nights, nothing at weekends (notes are signed during clinic hours)."""
-    rng = random.Random(f"clinic-{seed}")
-    segments = [  # (from hour, to hour, notes per hour)
-        (7.0, 12.0, 80.0),
-        (12.0, 13.5, 4.0),  # lunch lull: gaps of ~15 min, some longer
-        (13.5, 17.5, 80.0),
-        (17.5, 19.0, 8.0),
-    ]
-    arrivals: list[float] = []
-    for day in range(days):
-        if (EPOCH + timedelta(days=day)).weekday() >= 5:
-            continue
-        base = day * DAY
-        for lo, hi, rate in segments:
-            arrivals += _poisson(rng, base + lo * HOUR, base + hi * HOUR, rate)
-    return Trace(
-        "clinic_hours",
-        "weekdays 07-19 h, 80 notes/h with a 90-min lunch lull at 4/h; nights and weekends idle",
-        tuple(sorted(arrivals)),
-        days * DAY,
-        idle_seconds=900,  # the registry default: clinic traffic is continuous
-    )
-
-
-def nightly_export_trace(seed: int, days: int = 7) -> Trace:
-    """A nightly Clarity/Caboodle export: around 02:00 three extracts of 1,500-4,000 notes each,
-    pushed at ~50 notes/s, a few minutes apart; nothing else."""
-    rng = random.Random(f"nightly-{seed}")
-    arrivals: list[float] = []
-    for day in range(days):
-        t = day * DAY + 2 * HOUR + rng.uniform(-30, 30) * 60
-        for _ in range(3):
-            for _ in range(rng.randint(1_500, 4_000)):
-                t += rng.expovariate(50.0)
-                arrivals.append(t)
-            t += rng.uniform(2, 8) * 60  # the next extract's query runs
-    return Trace(
-        "nightly_export",
-        "nightly ~02:00: 3 extracts x 1,500-4,000 notes at ~50/s, 2-8 min apart",
-        tuple(sorted(arrivals)),
-        days * DAY,
-        # Cover the gap between extracts of one job (up to 8 min): one resume a night.
-        idle_seconds=600,
-    )
-
-
-def sparse_trace(seed: int, days: int = 7) -> Trace:
-    """On-demand API calls: sessions (1-4 calls, 20-180 s apart) at ~0.5/h in the day and
-    ~0.1/h at night."""
-    rng = random.Random(f"sparse-{seed}")
-    arrivals: list[float] = []
-    for day in range(days):
-        base = day * DAY
-        starts = _poisson(rng, base, base + 6 * HOUR, 0.1)
-        starts += _poisson(rng, base + 6 * HOUR, base + 22 * HOUR, 0.5)
-        starts += _poisson(rng, base + 22 * HOUR, base + DAY, 0.1)
-        for start in starts:
-            t = start
-            arrivals.append(t)
-            while len(arrivals) < 10**6 and rng.random() < 0.5:
-                t += rng.uniform(20, 180)
-                arrivals.append(t)
-    return Trace(
-        "sparse_on_demand",
-        "on-demand sessions of 1-4 calls, ~0.5 sessions/h 06-22 h, ~0.1/h at night",
-        tuple(sorted(a for a in arrivals if a < days * DAY)),
-        days * DAY,
-        idle_seconds=60,  # the registry minimum: nothing follows a session for hours
-        # An operator who sets a 60 s idle window for sparse calls sets the same hysteresis:
-        # the 300 s policy default would hold the service up 5 min after every resume.
-        min_uptime_seconds=60,
-    )
-
-
-TRACES: dict[str, Callable[[int, int], Trace]] = {
-    "clinic_hours": clinic_trace,
-    "nightly_export": nightly_export_trace,
-    "sparse_on_demand": sparse_trace,
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,8 +411,11 @@ def _registry(config: ServiceConfig) -> Registry:
     return Registry(snowflake=snowflake, services=[config])
 
 
-def service_config(idle_seconds: int, min_uptime_seconds: int | None = None) -> ServiceConfig:
+def service_config(
+    idle_seconds: int, min_uptime_seconds: int | None = None, mode: str = "fixed"
+) -> ServiceConfig:
     return ServiceConfig(
+        policy=mode,  # type: ignore[arg-type]
         name="biobert_ner",
         service="PEDIATRIC_ML.MODELS.BIOBERT_NER",
         compute_pool="GPU_POOL",
@@ -523,9 +434,15 @@ def ours(
     policy: LifecyclePolicy = DEFAULT_POLICY,
     *,
     min_uptime_seconds: int | None = None,
+    mode: str = "fixed",
 ) -> PolicyResult:
-    config = service_config(idle_seconds, min_uptime_seconds)
-    return _Simulation(trace, params, config, policy).run()
+    """The real control plane with this service configuration (``mode``: the registry's
+    ``policy``, fixed or adaptive)."""
+    config = service_config(idle_seconds, min_uptime_seconds, mode)
+    result = _Simulation(trace, params, config, policy).run()
+    result.policy = mode
+    result.params["policy"] = mode
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,81 +450,59 @@ def ours(
 
 
 def evaluate(trace: Trace, params: SimParams) -> dict[str, Any]:
+    """Every compared case on one trace; ours (fixed and adaptive) with the registry defaults
+    (``idle_seconds`` 900, the policy's minimum uptime), as a deployment starts out."""
     base = always_on(trace, params)
     best = optimum(trace, params, base.completions)
 
     def row(result: PolicyResult) -> dict[str, Any]:
         return result.summary(trace, base.completions, best.billed_s)
 
-    # The idle_seconds sweep keeps the service's configured min_uptime_seconds; ours_default is
-    # the registry's defaults throughout (idle_seconds 900, min_uptime_seconds unset).
-    own_uptime = trace.min_uptime_seconds
-    sweep = {
-        n: ours(trace, params, n, min_uptime_seconds=own_uptime)
-        for n in sorted({*IDLE_GRID, trace.idle_seconds})
-    }
-    ours_configured = sweep[trace.idle_seconds]
-    ours_default = (
-        sweep[DEFAULT_IDLE_SECONDS]
-        if own_uptime is None
-        else ours(trace, params, DEFAULT_IDLE_SECONDS)
-    )
-    configured_row = row(ours_configured)
+    fixed = ours(trace, params, DEFAULT_IDLE_SECONDS, mode="fixed")
+    adaptive = ours(trace, params, DEFAULT_IDLE_SECONDS, mode="adaptive")
+    adaptive_row = row(adaptive)
     fixed_default = fixed_timeout(trace, params, SNOWFLAKE_DEFAULT_AUTO_SUSPEND)
-    grid = [(fixed, row(fixed)) for fixed in (fixed_timeout(trace, params, n) for n in FIXED_GRID)]
+    grid = [(f, row(f)) for f in (fixed_timeout(trace, params, n) for n in FIXED_GRID)]
     # Billing alone rewards making callers wait (late service absorbs idle gaps), so the best
-    # fixed value is the cheapest one that makes callers wait no longer than ours (p95).
-    wait_cap = configured_row["added_wait_p95_s"] + 1.0
+    # fixed value is the cheapest one that makes callers wait no longer than adaptive (p95).
+    wait_cap = adaptive_row["added_wait_p95_s"] + 1.0
     fair = [item for item in grid if item[1]["added_wait_p95_s"] <= wait_cap] or grid
     fixed_best = min(fair, key=lambda item: (item[0].billed_s, item[0].resumes))[0]
-    fixed_cheapest = min(grid, key=lambda item: (item[0].billed_s, item[0].resumes))[0]
-    # The configured idle_seconds with the service's min_uptime_seconds set to each value.
-    uptime_sweep = {
-        str(s): row(ours(trace, params, trace.idle_seconds, min_uptime_seconds=s))
-        for s in (0, 60, 180, 300)
-    }
-    # As wired when this ran: the routers did not record activity yet (the API does).
-    no_activity = ours(
-        trace,
-        replace(params, router_activity=False),
-        trace.idle_seconds,
-        min_uptime_seconds=own_uptime,
-    )
     policies = {
         "always_on": row(base),
         "fixed_1800s": row(fixed_default),
         "fixed_best": row(fixed_best),
-        "ours_default": row(ours_default),
-        "ours_configured": configured_row,
+        "fixed": row(fixed),
+        "adaptive": adaptive_row,
         "optimum": row(best),
     }
-    variants = {"ours_configured_without_router_activity": row(no_activity)}
-    unserved = sum(math.isnan(c) for c in ours_configured.completions)
-    ratio = configured_row["vs_optimum"]
+    ratio = adaptive_row["vs_optimum"]
     return {
         "trace": trace.name,
         "description": trace.description,
         "events": len(trace.arrivals),
         "days": trace.days,
         "policies": policies,
-        "variants": variants,
-        "fixed_cheapest_any_wait": row(fixed_cheapest),
-        "ours_idle_seconds_sweep": {str(n): row(r) for n, r in sweep.items()},
-        "ours_min_uptime_sweep": uptime_sweep,
-        "ours_unserved_events": unserved,
+        "unserved_events": sum(math.isnan(c) for c in adaptive.completions),
         "targets": {
-            "ours_over_optimum": ratio,
-            "ours_over_optimum_le_1_25": ratio is not None and ratio <= 1.25,
-            "ours_resumes": ours_configured.resumes,
-            "fixed_1800s_resumes": fixed_default.resumes,
-            "fewer_resumes_than_fixed_1800s": ours_configured.resumes < fixed_default.resumes,
+            "adaptive_over_optimum": ratio,
+            "adaptive_over_optimum_le_1_25": ratio is not None and ratio <= 1.25,
+            "adaptive_le_fixed_1800s": adaptive.billed_s <= fixed_default.billed_s,
+            "adaptive_p95_wait_s": adaptive_row["added_wait_p95_s"],
+            "fixed_best_p95_wait_s": policies["fixed_best"]["added_wait_p95_s"],
+            "adaptive_p95_le_fixed_best": adaptive_row["added_wait_p95_s"]
+            <= policies["fixed_best"]["added_wait_p95_s"] + 1.0,
+            "adaptive_resumes_per_day": adaptive_row["resumes_per_day"],
         },
     }
 
 
-def run(*, days: int = 7, params: SimParams | None = None) -> dict[str, Any]:
+def run(
+    *, days: int = 7, params: SimParams | None = None, only: Sequence[str] | None = None
+) -> dict[str, Any]:
     params = params or SimParams()
-    traces = [make(params.seed, days) for make in TRACES.values()]
+    names = list(only or TRACES)
+    traces = [TRACES[n](params.seed, days) for n in names]
     return {
         "params": {
             **{k: v for k, v in params.__dict__.items()},
@@ -620,20 +515,16 @@ def run(*, days: int = 7, params: SimParams | None = None) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> list[str]:
     lines = [
-        f"{'trace':<17}{'policy':<22}{'billed h':>9}{'/opt':>7}{'res/day':>8}"
+        f"{'trace':<20}{'policy':<18}{'billed h':>9}{'/opt':>7}{'res/day':>8}"
         f"{'p95 wait s':>11}{'waited %':>9}"
     ]
     for name, tr in result["traces"].items():
-        rows = dict(tr["policies"])
-        rows["ours_no_activity"] = tr["variants"]["ours_configured_without_router_activity"]
-        for policy, s in rows.items():
+        for policy, s in tr["policies"].items():
             label = policy
             if policy == "fixed_best":
                 label += f"({s['auto_suspend_secs']})"
-            elif policy.startswith("ours"):
-                label += f"({s['idle_seconds']})"
             lines.append(
-                f"{name:<17}{label:<22}{s['billed_h']:>9.2f}{s['vs_optimum']:>7.2f}"
+                f"{name:<20}{label:<18}{s['billed_h']:>9.2f}{s['vs_optimum']:>7.2f}"
                 f"{s['resumes_per_day']:>8.2f}{s['added_wait_p95_s']:>11.1f}"
                 f"{s['events_waited_pct']:>9.1f}"
             )
@@ -643,10 +534,24 @@ def table(result: dict[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--resume-seconds", type=float, default=SimParams.resume_s)
+    parser.add_argument("--resume-seconds", type=float, default=None, help="R (default 180)")
     parser.add_argument("--json", action="store_true", help="print the full JSON")
+    parser.add_argument("--traces", help="comma-separated subset of the trace family")
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="replay your own traffic (Azure Functions per-minute CSV or JSONL service/at): "
+        "see bench/replay.py",
+    )
     args = parser.parse_args(argv)
-    result = run(days=args.days, params=replace(SimParams(), resume_s=args.resume_seconds))
+    if args.trace:
+        from spcs_gateway import replay
+
+        replay.main_from_args(args)
+        return
+    r = SimParams.resume_s if args.resume_seconds is None else args.resume_seconds
+    only = [t.strip() for t in args.traces.split(",")] if args.traces else None
+    result = run(days=args.days, params=replace(SimParams(), resume_s=r), only=only)
     print(json.dumps(result, indent=2) if args.json else "\n".join(table(result)))
 
 

@@ -10,12 +10,17 @@
 -- Key rotation without downtime: set RSA_PUBLIC_KEY_2 to the new key, switch the Secrets
 -- Manager secret to the new private key, wait for warm containers to refresh the secret (the
 -- registry's secret max_age_seconds, 300 s by default), then UNSET RSA_PUBLIC_KEY.
+--
+-- The user is created DISABLED: a credential that reads PHI must never work from anywhere.
+-- 05_network_policy.sql pins it to the Lambda egress IPs (or VPC endpoint) and only then
+-- enables it. A re-run of this script does not disable an existing user.
 
 USE ROLE USERADMIN;
 
 -- TYPE = SERVICE: no password, no MFA prompts, no interactive login.
 CREATE USER IF NOT EXISTS GATEWAY_SVC
   TYPE = SERVICE
+  DISABLED = TRUE
   DEFAULT_ROLE = SPCS_GATEWAY_ROLE
   DEFAULT_WAREHOUSE = GATEWAY_WH
   COMMENT = 'spcs-gateway (AWS Lambda) service user';

@@ -1,13 +1,26 @@
--- 05 - restrict GATEWAY_SVC to the Lambda functions' egress IPs.
--- Required for PAT authentication (a service user can use a PAT only while a network policy
--- applies to it); recommended for key-pair authentication too.
+-- 05 - restrict GATEWAY_SVC to the Lambda functions' egress IPs, then enable it.
+-- Required: 04 creates the user DISABLED, and this script is what enables it, so the gateway's
+-- credential (which reads PHI: the results table, Cortex Search over the notes) never works from
+-- an address outside the network policy. PAT authentication needs the policy anyway (a service
+-- user can use a PAT only while a network policy applies to it).
 -- Idempotent: CREATE ... IF NOT EXISTS, then ALTER ... SET so a re-run updates the IP list.
 -- Role: ACCOUNTADMIN (network policies need the account-level CREATE NETWORK POLICY and
 -- ATTACH POLICY privileges; delegate them to a security role if your account does).
 --
--- Lambda has fixed egress IPs only inside a VPC with a NAT gateway: deploy with VpcSubnetIds
--- (docs/DEPLOY.md) and pass the NAT gateways' Elastic IPs as a quoted CIDR list:
+-- Lambda has fixed egress IPs only inside a VPC with a NAT gateway: the template refuses a PHI
+-- stack without VpcSubnetIds (DataClassification=phi), so those subnets and their NAT gateway
+-- exist before the deploy. Pass the NAT gateways' Elastic IPs as a quoted CIDR list:
 --   snow sql -f 05_network_policy.sql -D "lambda_egress_cidrs='203.0.113.10/32','203.0.113.11/32'"
+-- Anything else that uses this credential (spcs-gateway doctor) must run from those addresses
+-- too: a CloudShell VPC environment or an instance in the same private subnets.
+--
+-- PrivateLink instead of a NAT gateway (Business Critical edition; docs/SECURITY.md): the
+-- functions reach the account and the SPCS endpoints over an interface VPC endpoint, and the
+-- rule names that endpoint instead of IPs. Replace the rule below with:
+--   CREATE NETWORK RULE IF NOT EXISTS PEDIATRIC_ML.NETWORK.GATEWAY_LAMBDA_EGRESS
+--     MODE = INGRESS TYPE = AWSVPCEID VALUE_LIST = ('vpce-0123456789abcdef0')
+--     COMMENT = 'VPC endpoint of the spcs-gateway Lambda functions';
+-- (TYPE cannot be changed by ALTER: drop and re-create the rule to switch.)
 
 USE ROLE ACCOUNTADMIN;
 
@@ -29,6 +42,9 @@ CREATE NETWORK POLICY IF NOT EXISTS GATEWAY_SVC_POLICY
   COMMENT = 'spcs-gateway service user: Lambda egress only';
 
 ALTER USER GATEWAY_SVC SET NETWORK_POLICY = GATEWAY_SVC_POLICY;
+
+-- Pinned: now the credential may work.
+ALTER USER GATEWAY_SVC SET DISABLED = FALSE;
 
 -- PAT mode only (SnowflakeAuthMode=pat). Not run by this script: a token is shown once and
 -- must go straight into Secrets Manager as {"token": "<PAT>"}, never into a file or a log.

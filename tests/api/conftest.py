@@ -119,9 +119,7 @@ def api(
         monotonic=clock.monotonic,
     )
     original = api_function.app
-    api_function.app = create_api(
-        deps, logger=api_function.logger, metrics=api_function.metrics, ondemand=ondemand
-    )
+    api_function.app = create_api(deps, logger=api_function.logger, ondemand=ondemand)
     try:
         yield Api(api_function, snowflake, control, state, sink, clock, api_registry)
     finally:

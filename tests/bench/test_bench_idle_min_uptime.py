@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
 
-# bench/ is not an installed package: load the module from its file (own name: no clash with
-# test_bench_smoke.py's copy).
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "idle_cost.py"
-_SPEC = importlib.util.spec_from_file_location("bench_idle_cost_min_uptime", _PATH)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-idle_cost = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = idle_cost  # dataclasses resolve annotations through sys.modules
-_SPEC.loader.exec_module(idle_cost)
+# bench/ is not an installed package: import it from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench import idle_cost
 
 PARAMS = idle_cost.SimParams()  # R = 180 s, reconcile every 60 s
 ARRIVALS = (1_000.0, 1_010.0, 20_000.0, 60_000.0)  # isolated bursts, hours apart

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -11,14 +10,10 @@ import pytest
 
 from spcs_gateway.lifecycle import Action, Decision, Reason
 
-# bench/ is not an installed package: load the module from its file.
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "idle_cost.py"
-_SPEC = importlib.util.spec_from_file_location("bench_idle_cost", _PATH)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-idle_cost = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = idle_cost  # dataclasses resolve annotations through sys.modules
-_SPEC.loader.exec_module(idle_cost)
+# bench/ is not an installed package: import it from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench import idle_cost
+
 DAY, SimParams, Trace = idle_cost.DAY, idle_cost.SimParams, idle_cost.Trace
 
 PARAMS = SimParams()  # R = 180 s, 0.05 s per event, reconcile every 60 s

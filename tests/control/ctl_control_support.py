@@ -46,7 +46,9 @@ POOL = "ML_INFERENCE_POOL"
 QUEUES = ("notes", "images")
 
 
-def registry_doc(idle_seconds: int = 60, **ner_extra: Any) -> dict[str, Any]:
+def registry_doc(idle_seconds: int = 60, policy: str = "fixed", **ner_extra: Any) -> dict[str, Any]:
+    """Two services; ``policy`` fixed by default (these tests pin the idle-window rules; the
+    adaptive policy has its own tests in test_ctl_adaptive*.py)."""
     return {
         "version": 1,
         "snowflake": {
@@ -62,6 +64,7 @@ def registry_doc(idle_seconds: int = 60, **ner_extra: Any) -> dict[str, Any]:
                 "url": "https://ner-acme.snowflakecomputing.app",
                 "task": "token-classification",
                 "idle_seconds": idle_seconds,
+                "policy": policy,
                 "queues": ["notes"],
                 **ner_extra,
             },
@@ -72,6 +75,7 @@ def registry_doc(idle_seconds: int = 60, **ner_extra: Any) -> dict[str, Any]:
                 "url": "https://clip-acme.snowflakecomputing.app",
                 "task": "zero-shot-image-classification",
                 "idle_seconds": idle_seconds,
+                "policy": policy,
                 "queues": ["images"],
             },
         ],

@@ -43,6 +43,7 @@ def svc(**overrides: Any) -> ServiceConfig:
         "url": "https://ner.example.snowflakecomputing.app",
         "task": "token-classification",
         "idle_seconds": IDLE,
+        "policy": "fixed",  # the idle-window rules (adaptive: test_ctl_adaptive*.py)
         "queues": ["notes"],
     }
     base.update(overrides)

@@ -37,11 +37,23 @@ REQUIRED_PARAMS = {
 # Every optional branch switched on, so no statement hides behind a false condition.
 ALL_BRANCHES = {
     **REQUIRED_PARAMS,
-    "VpcSubnetIds": "subnet-1,subnet-2",
-    "VpcSecurityGroupIds": "sg-1",
+    "VpcSubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b",
+    "VpcSecurityGroupIds": "sg-0a1b2c3d",
     "ImageAllowedBuckets": "scans-a,scans-b",
+    "ImageBucketsAccountId": "210987654321",
     "SnowflakeSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1111-2222",
+    "SnowflakeSecretExtraReaderArns": "arn:aws:iam::123456789012:role/gateway-doctor",
+    "ApiCallerPrincipalArns": (
+        "arn:aws:iam::123456789012:role/clinician-app,arn:aws:iam::123456789012:role/notebook-*"
+    ),
     "AlarmEmail": "oncall@example.org",
+}
+# What DataClassification=phi (the default) needs on top of the required parameters (Rules).
+PHI_READY = {
+    **REQUIRED_PARAMS,
+    "VpcSubnetIds": ALL_BRANCHES["VpcSubnetIds"],
+    "VpcSecurityGroupIds": ALL_BRANCHES["VpcSecurityGroupIds"],
+    "SnowflakeSecretKmsKeyArn": ALL_BRANCHES["SnowflakeSecretKmsKeyArn"],
 }
 ROUTERS = {
     # function -> (logical service name in the registry, source queue, its DLQ, code dir)

@@ -17,6 +17,7 @@ from infra_support import (
     ALL_BRANCHES,
     API_FUNCTION,
     CONTROL,
+    GATEWAY,
     KEY,
     ROUTERS,
     Cfn,
@@ -29,7 +30,7 @@ from infra_support import (
 
 from spcs_gateway import control as control_module
 from spcs_gateway.api.search import CORTEX_SEARCH_SERVICE_ENV, SearchService
-from spcs_gateway.control_client import CONTROL_FUNCTION_ENV
+from spcs_gateway.control_client import CONTROL_FUNCTION_ENV, ENSURE_READY_QUALIFIER
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import Registry, parse_registry
 from spcs_gateway.service_control import ServiceObservation
@@ -230,7 +231,11 @@ def test_infra_control_function_is_bounded_scheduled_and_never_retried() -> None
     assert tick["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
     # SAM makes it an EventBridge rule targeting the function, with the invoke permission.
     translated = sam_translate()["Resources"]
-    (rule,) = [r for r in translated.values() if r["Type"] == "AWS::Events::Rule"]
+    (rule,) = [
+        r
+        for r in translated.values()
+        if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [CONTROL, "Arn"]}
     assert any(
@@ -239,8 +244,17 @@ def test_infra_control_function_is_bounded_scheduled_and_never_retried() -> None
         and r["Properties"]["FunctionName"] == {"Ref": CONTROL}
         for r in translated.values()
     )
-    (config,) = [r for r in translated.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
-    assert config["Properties"]["MaximumRetryAttempts"] == 0
+    # Asynchronous requests are never retried, whether they name the function or the routers'
+    # ensure-ready alias (an alias has an invoke configuration of its own).
+    configs = {
+        r["Properties"]["Qualifier"]: r["Properties"]
+        for r in translated.values()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    assert set(configs) == {"$LATEST", ENSURE_READY_QUALIFIER}
+    for config in configs.values():
+        assert config["MaximumRetryAttempts"] == 0
+        assert 60 <= config["MaximumEventAgeInSeconds"] <= 120
 
 
 def test_infra_control_environment_names_the_registrys_queues() -> None:
@@ -373,11 +387,17 @@ def test_infra_api_stage_logs_access_without_bodies_and_never_executions() -> No
     assert not FORBIDDEN_ACCESS_LOG.search(fmt)
     for needed in ("requestId", "status", "httpMethod", "resourcePath", "userArn", "caller"):
         assert needed in fields  # who called what, with what outcome
+    # From where, and over which TLS: the stage refuses TLS 1.0/1.1 (test_infra_security.py).
+    assert fields["sourceIp"] == "$context.identity.sourceIp"
+    assert fields["tlsVersion"] == "$context.tlsVersion"
+    assert fields["cipherSuite"] == "$context.cipherSuite"
     for flag in ("true", "false"):
         cfn = Cfn({"CreateApiGatewayLoggingRole": flag}, template=sam_translate())
         dest = cfn.resolve(props["AccessLogSetting"]["DestinationArn"])
+        # The stack's id ends the name ("local" here, the stack UUID on AWS).
         assert dest == (
-            f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/vendedlogs/spcs-gateway/api-access"
+            f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:"
+            "/aws/vendedlogs/spcs-gateway/api-access-local"
         )
         assert cfn.condition("CreateApiLoggingRole") is (flag == "true")
 
@@ -471,11 +491,16 @@ def test_infra_caller_policies_split_inference_from_operations_and_cover_every_r
 
 
 def _emitted_metrics() -> set[str]:
-    source = Path(control_module.__file__).read_text(encoding="utf-8")
-    names = set(re.findall(r'_emit\(\s*"(\w+)"', source))
-    # The routers' metrics (pipeline.py: single metrics by name=..., add_metric(name=...)).
-    pipeline = Path(control_module.__file__).with_name("pipeline.py").read_text(encoding="utf-8")
-    return names | set(re.findall(r'name="(\w+)"', pipeline))
+    # The control plane's metrics, whether it is one module or a package of modules.
+    control_path = Path(control_module.__file__)
+    files = sorted(control_path.parent.glob("*.py")) if control_path.name == "__init__.py" else []
+    source = "\n".join(p.read_text(encoding="utf-8") for p in files or [control_path])
+    names = set(re.findall(r'\b_?emit\(\s*"(\w+)"', source))
+    # The routers' metrics (pipeline.py: single metrics by name=..., add_metric(name=...), and
+    # the alarm-able cause counts, a dict of metric name -> sum(...)).
+    pipeline = (GATEWAY / "pipeline.py").read_text(encoding="utf-8")
+    names |= set(re.findall(r'\bname="(\w+)"', pipeline))
+    return names | set(re.findall(r'"(\w+)":\s*sum\(', pipeline))
 
 
 def test_infra_control_alarms_watch_failures_and_a_service_stuck_resuming() -> None:
@@ -557,3 +582,35 @@ def test_infra_outputs_name_the_control_plane_and_api() -> None:
     assert outputs["ControlFunctionName"]["Value"] == {"Ref": CONTROL}
     assert outputs["ServiceStateTableName"]["Value"] == {"Ref": "ServiceStateTable"}
     assert "Api" in Cfn().resolve(outputs["ApiUrl"]["Value"])
+
+
+class _AliasContext:
+    """A Lambda context of an invocation through the routers' ensure-ready alias."""
+
+    invoked_function_arn = (
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:spcs-gateway-control:{ENSURE_READY_QUALIFIER}"
+    )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_infra_control_refuses_a_forced_suspend_through_the_ensure_ready_alias(
+    aws: dict[str, Recorder],
+) -> None:
+    cfn = Cfn()
+    snowflake = _Snowflake()
+    plane = control_module.build_control_plane(
+        cfn.function_env(CONTROL),
+        registry=_registry(cfn),
+        controller=snowflake,  # type: ignore[arg-type]
+    )
+    for event in (
+        {"action": "suspend", "service": "biobert_ner", "force": True},
+        {"action": "status"},
+        {"action": "reconcile"},
+        {"source": "aws.events", "detail-type": "Scheduled Event"},
+    ):
+        answer = control_module.handle_control_event(plane, event, _AliasContext())
+        assert answer == {"ok": False, "code": "ACTION_NOT_ALLOWED"}, event
+    assert snowflake.suspended == []

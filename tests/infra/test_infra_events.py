@@ -73,9 +73,9 @@ def test_infra_every_api_route_has_a_sample_event_and_every_event_a_route() -> N
 def test_infra_api_sample_events_pass_validation_and_reach_their_handlers() -> None:
     """Through the resolver without collaborators: a matched, valid request reaches its handler,
     which answers INTERNAL_ERROR for want of dependencies; a bad one would be 404 or 422."""
-    from spcs_gateway.api.app import create_api
+    from spcs_gateway.api.app import build_resolver
 
-    app = create_api(None)
+    app = build_resolver()
     for name, event in _api_events().items():
         response = app.resolve(event, _Context())  # type: ignore[arg-type]
         assert response["statusCode"] == 500, name

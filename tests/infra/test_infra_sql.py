@@ -315,3 +315,28 @@ def test_infra_scripts_cite_only_this_repository() -> None:
     for name, text in [*scripts().items(), ("README.md", (SQL_DIR / "README.md").read_text())]:
         assert "../shared" not in text, name
         assert not re.search(r"\b(issues?|sessions?)\b", text, re.I), name
+
+
+def test_infra_gateway_user_works_only_once_pinned_by_the_network_policy() -> None:
+    """04 creates the user disabled; 05 attaches the network policy and only then enables it.
+    No other statement enables it, so the credential never works from an unlisted address."""
+    create = next(
+        s
+        for _, s in all_statements()
+        if s.upper().startswith(f"CREATE USER IF NOT EXISTS {GATEWAY_USER}")
+    )
+    assert re.search(r"\bDISABLED = TRUE\b", create.upper())
+    enabling = [
+        (name, s)
+        for name, s in all_statements()
+        if re.search(rf"ALTER USER {GATEWAY_USER} SET .*DISABLED = FALSE", s.upper())
+    ]
+    assert [name for name, _ in enabling] == ["05_network_policy.sql"]
+    order = [s.upper() for s in split_statements(scripts()["05_network_policy.sql"])]
+    policy = next(i for i, s in enumerate(order) if "SET NETWORK_POLICY = GATEWAY_SVC_POLICY" in s)
+    enable = next(i for i, s in enumerate(order) if "DISABLED = FALSE" in s)
+    assert policy < enable
+    # The policy allows the rule of the Lambda egress (IPs, or a VPC endpoint with PrivateLink).
+    rule = next(s for s in order if s.startswith("CREATE NETWORK RULE"))
+    assert "MODE = INGRESS" in rule
+    assert "&{ LAMBDA_EGRESS_CIDRS }" in rule

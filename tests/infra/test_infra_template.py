@@ -1,6 +1,7 @@
-"""template.yaml read as CloudFormation reads it (``infra_support.Cfn``): the properties issue 6
-asks of the data plane - queues, DLQs, the layer, the routers, logs, IAM, alarms, the dashboard -
-checked on what would be deployed. The control plane and the API: test_infra_control_api.py."""
+"""template.yaml read as CloudFormation reads it (``infra_support.Cfn``): the data plane - queues,
+DLQs, the layer, the routers, logs, IAM, alarms, the dashboard - checked on what would be deployed.
+The control plane and the API: test_infra_control_api.py; the PHI hardening (Rules, key policy,
+resource policies, audit trail): test_infra_security.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from infra_support import (
     CONTROL,
     FUNCTIONS,
     KEY,
+    PHI_READY,
     REQUIRED_PARAMS,
     ROOT,
     ROUTERS,
@@ -28,6 +30,7 @@ from infra_support import (
     statements,
 )
 
+from spcs_gateway.control_client import ENSURE_READY_QUALIFIER
 from spcs_gateway.registry import Signature, parse_registry
 from spcs_models import spec
 
@@ -64,8 +67,20 @@ PHI_IDENTIFIERS = {
         "HealthInsuranceCardNumber-EU",
         "NhsNumber-GB",
         "PersonalHealthNumber-CA",
+        # What notes carry next to them, and the key the gateway authenticates with.
+        "Address",
+        "PhoneNumber-US",
+        "OpenSshPrivateKey",
+        "PgpPrivateKey",
+        "PkcsPrivateKey",
+        "PuttyPrivateKey",
     )
+} | {"MedicalRecordNumber"}
+# The functions' groups only: the access log keeps callers' addresses and session names.
+FUNCTION_ONLY_IDENTIFIERS = {
+    f"arn:aws:dataprotection::aws:data-identifier/{name}" for name in ("Name", "IpAddress")
 }
+AUDIT_GROUPS = {"ApiAccessLogGroup", "DataProtectionFindingsLogGroup"}
 GLOBAL_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -159,7 +174,9 @@ def test_infra_every_log_group_has_retention_kms_and_a_phi_data_protection_polic
     protected = 0
     for name, res in groups.items():
         props = res["Properties"]
-        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        # The audit trail is kept for years (and outlives the stack); operational logs are not.
+        retention = "AuditLogRetentionDays" if name in AUDIT_GROUPS else "LogRetentionDays"
+        assert props["RetentionInDays"] == {"Ref": retention}, name
         assert props["KmsKeyId"] == {"Fn::GetAtt": [KEY, "Arn"]}, name
         if "DataProtectionPolicy" not in props:
             continue
@@ -172,7 +189,17 @@ def test_infra_every_log_group_has_retention_kms_and_a_phi_data_protection_polic
         assert len(masks) == 1, name
         assert masks[0]["Operation"]["Deidentify"] == {"MaskConfig": {}}
         assert audits[0]["DataIdentifier"] == masks[0]["DataIdentifier"]  # AWS requires it
-        assert set(audits[0]["DataIdentifier"]) >= PHI_IDENTIFIERS, name
+        identifiers = set(audits[0]["DataIdentifier"])
+        assert identifiers >= PHI_IDENTIFIERS, name
+        if name == "ApiAccessLogGroup":
+            assert not identifiers & FUNCTION_ONLY_IDENTIFIERS
+        else:
+            assert identifiers >= FUNCTION_ONLY_IDENTIFIERS, name
+        # The custom medical record number identifier, its pattern a parameter.
+        (custom,) = policy["Configuration"]["CustomDataIdentifier"]
+        assert custom["Name"] == "MedicalRecordNumber"
+        raw_regex = props["DataProtectionPolicy"]["Configuration"]["CustomDataIdentifier"][0]
+        assert raw_regex["Regex"] == {"Ref": "MedicalRecordNumberPattern"}
         dest = props["DataProtectionPolicy"]["Statement"][0]["Operation"]["Audit"]
         destinations.add(dest["FindingsDestination"]["CloudWatchLogs"]["LogGroup"]["Ref"])
     # Every function's own group and the API access log are protected ...
@@ -253,10 +280,32 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
             continue
         for resource in as_list(stmt["Resource"]):
             by_resource.setdefault(resource, set()).update(as_list(stmt["Action"]))
-    # The key through DynamoDB only (the service-state table is SSE-KMS with it).
-    assert [(s["Sid"], s["Condition"]["StringEquals"]["kms:ViaService"]) for s in conditioned] == [
-        ("UsePhiKeyThroughDynamoDb", "dynamodb.us-east-1.amazonaws.com")
-    ]
+    # Every key use goes through the service that holds the data: SQS for the queues, DynamoDB
+    # for the state table, Secrets Manager for the credential; S3 reads are pinned to the
+    # buckets' owner account.
+    conditions = {s["Sid"]: s["Condition"] for s in conditioned}
+    via = {
+        sid: c["StringEquals"]["kms:ViaService"]
+        for sid, c in conditions.items()
+        if "kms:ViaService" in c.get("StringEquals", {})
+    }
+    assert via == {
+        "UsePhiKeyForQueues": "sqs.us-east-1.amazonaws.com",
+        "UsePhiKeyThroughDynamoDb": "dynamodb.us-east-1.amazonaws.com",
+        "DecryptSnowflakeSecret": "secretsmanager.us-east-1.amazonaws.com",
+    }
+    if fn == "ImageRouterFunction":
+        assert conditions["ReadAllowListedImages"] == {
+            "StringEquals": {"s3:ResourceAccount": ALL_BRANCHES["ImageBucketsAccountId"]}
+        }
+        assert set(conditions) == set(via) | {"ReadAllowListedImages"}
+    else:
+        assert set(conditions) == set(via)
+    for stmt in conditioned:
+        if stmt["Sid"] in ("UsePhiKeyThroughDynamoDb",):
+            continue
+        for resource in as_list(stmt["Resource"]):
+            by_resource.setdefault(resource, set()).update(as_list(stmt["Action"]))
     # Last activity for the idle timer: one UpdateItem on the state table, nothing more.
     assert by_resource[cfn.getatt("ServiceStateTable", "Arn")] == {"dynamodb:UpdateItem"}
     env = cfn.resources[fn]["Properties"]["Environment"]["Variables"]
@@ -273,10 +322,12 @@ def test_infra_router_role_touches_only_its_own_queue_dlq_secret_key_and_registr
     assert by_resource[ALL_BRANCHES["SnowflakeSecretKmsKeyArn"]] == {"kms:Decrypt"}
     registry_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/spcs-gateway/registry"
     assert by_resource[registry_arn] == {"ssm:GetParameter"}
-    # An unavailable service: ask the control function (and no other function) to resume it.
-    assert by_resource[cfn.getatt(CONTROL, "Arn")] == {"lambda:InvokeFunction"}
+    # An unavailable service: ask the control function (and no other function) to resume it -
+    # through its ensure-ready alias only, never the unqualified function.
+    alias = f"{cfn.getatt(CONTROL, 'Arn')}:ensure-ready"
+    assert by_resource[alias] == {"lambda:InvokeFunction"}
     invokes = {r for r, actions in by_resource.items() if "lambda:InvokeFunction" in actions}
-    assert invokes == {cfn.getatt(CONTROL, "Arn")}
+    assert invokes == {alias}
     log_group = cfn.resources[fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     log_actions = {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert by_resource[cfn.getatt(log_group, "Arn")] == log_actions
@@ -339,8 +390,10 @@ def test_infra_functions_are_python313_arm64_traced_with_the_gateway_layer_and_e
         assert env["SERVICE_NAME"] == service
         assert env["SOURCE_QUEUE_URL"] == cfn.ref(queue)
         assert env["DLQ_URL"] == cfn.ref(dlq)
-        # pipeline.build_pipeline wires the ControlReadinessHook only when this is set.
-        assert env["CONTROL_FUNCTION_NAME"] == cfn.ref(CONTROL) == "spcs-gateway-control"
+        # pipeline.build_pipeline wires the ControlReadinessHook only when this is set; it names
+        # the control function's ensure-ready alias, where control answers ensure_ready only.
+        assert cfn.ref(CONTROL) == "spcs-gateway-control"
+        assert env["CONTROL_FUNCTION_NAME"] == f"{cfn.ref(CONTROL)}:{ENSURE_READY_QUALIFIER}"
     own = Cfn({"ExistingRegistryParameterName": "/team/registry"})
     assert own.function_env("NoteRouterFunction")["SPCS_GATEWAY_REGISTRY_PARAM"] == "/team/registry"
     assert "RegistryParameter" not in {
@@ -403,7 +456,7 @@ def test_infra_kms_key_policy_serves_logs_and_alarms_and_leaves_the_rest_to_iam(
     cfn = Cfn()
     policy = cfn.resolve(cfn.resources[KEY]["Properties"]["KeyPolicy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    root = by_sid["AccountManagesKeyThroughIam"]
+    root = by_sid["AccountAdministersKeyThroughIam"]
     assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     logs = by_sid["CloudWatchLogsEncryptsThisStacksLogGroups"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
@@ -412,11 +465,22 @@ def test_infra_kms_key_policy_serves_logs_and_alarms_and_leaves_the_rest_to_iam(
     for name in names:  # every log group of the stack matches one of the scoped patterns
         arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{name}"
         assert any(re.fullmatch(p.replace("*", ".*"), arn) for p in scoped), name
-    assert by_sid["CloudWatchAlarmsPublishToEncryptedTopic"]["Principal"] == {
-        "Service": "cloudwatch.amazonaws.com"
+    alarms = by_sid["CloudWatchAlarmsPublishToEncryptedTopic"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    # Confused-deputy protection: this account's alarms of this stack only.
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {
+            "aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:spcs-gateway-*"
+        },
     }
+    for name in cfn.of_type("AWS::CloudWatch::Alarm"):
+        alarm = cfn.resolve(cfn.resources[name]["Properties"]["AlarmName"])
+        assert alarm.startswith("spcs-gateway-"), name
     assert set(by_sid) == {
-        "AccountManagesKeyThroughIam",
+        "AccountAdministersKeyThroughIam",
+        "AccountUsesKeyOnlyThroughSqsAndDynamoDb",
+        "DynamoDbCreatesGrantsForTheStateTable",
         "CloudWatchLogsEncryptsThisStacksLogGroups",
         "CloudWatchAlarmsPublishToEncryptedTopic",
     }
@@ -525,6 +589,8 @@ def test_infra_samconfig_has_safe_defaults_and_names_every_required_parameter() 
     overrides = {item.split("=", 1)[0] for item in deploy["parameter_overrides"]}
     params = raw_template()["Parameters"]
     required = {name for name, spec in params.items() if "Default" not in spec}
+    # And what the Rules require of a PHI stack (DataClassification=phi, the default).
+    required |= set(PHI_READY)
     assert overrides == required
     # The placeholders must not pass the template's own checks: a forgotten one fails the deploy.
     for item in deploy["parameter_overrides"]:

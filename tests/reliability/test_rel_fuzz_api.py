@@ -1,7 +1,9 @@
 """Fuzzed API Gateway proxy events through ``functions/api/app.py``'s ``lambda_handler``.
 
 Property, for every generated request (valid, almost-valid and hostile bodies for each POST
-route, hostile path and query parameters, wrong content types, non-JSON bodies):
+route, hostile path and query parameters, wrong content types, non-JSON bodies, raw bytes that
+are not UTF-8, and bodies API Gateway delivers base64-encoded with ``isBase64Encoded``, valid
+or not):
 * the handler returns an API Gateway proxy answer with a JSON object body and X-Request-Id;
 * a valid request succeeds (200/202); anything else is a 4xx whose body is exactly
   ``{"error": {code, message, request_id, [errors], [reason]}}`` with a stable code, the fixed
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -44,6 +47,9 @@ from spcs_gateway.api.problems import MESSAGES, ApiCode
 from spcs_gateway.errors import ErrorCode
 from spcs_gateway.events import MAX_TEXT_CHARS
 
+# Powertools warns that a multipart body should arrive base64-encoded; the API refuses it anyway.
+pytestmark = pytest.mark.filterwarnings("ignore:Received multipart/form-data:UserWarning")
+
 ENTITIES = "/v1/notes/entities"
 IMAGES = "/v1/images/classifications"
 SEARCH = "/v1/notes/search"
@@ -67,12 +73,25 @@ class Req:
     content_type: str = "application/json"
     # None: must succeed. Else the acceptable (status, code) answers.
     expect: frozenset[tuple[int, str]] | None = None
+    # Bytes on the wire: delivered base64-encoded, as API Gateway delivers bytes that are not text.
+    data: bytes | None = None
+    # Deliver the text body base64-encoded (isBase64Encoded), as for binary media types.
+    base64: bool = False
+    # Sent as it is, flagged isBase64Encoded (meant to be base64, perhaps not).
+    encoded: str | None = None
 
     def event(self) -> dict[str, Any]:
         raw = self.raw
         if raw is None and self.body is not None:
             raw = json.dumps(self.body)  # ASCII: lone surrogates travel as \\u escapes
-        return api_event(
+        flagged = self.base64 or self.data is not None or self.encoded is not None
+        if self.encoded is not None:
+            raw = self.encoded
+        elif self.data is not None:
+            raw = base64.b64encode(self.data).decode()
+        elif self.base64 and raw is not None:
+            raw = base64.b64encode(raw.encode("utf-8", "surrogatepass")).decode()
+        event = api_event(
             self.method,
             self.resource,
             path_params=self.path,
@@ -80,6 +99,8 @@ class Req:
             query=self.query,
             content_type=self.content_type,
         )
+        event["isBase64Encoded"] = flagged
+        return event
 
 
 VALIDATION = frozenset({(422, ApiCode.VALIDATION_FAILED.value)})
@@ -343,7 +364,19 @@ def services_req(draw: st.DrawFn, kinds: tuple[str, ...] = SERVICE_KINDS) -> Req
                expect=VALIDATION | _err((404, ApiCode.NOT_FOUND)))  # fmt: skip
 
 
-RAW_KINDS = ("not_json", "scalar", "empty", "text_plain", "form", "truncated")
+RAW_KINDS = (
+    "not_json", "scalar", "empty", "text_plain", "form", "truncated", "multipart",
+    "not_utf8", "any_bytes", "not_base64", "base64_of_request",
+)  # fmt: skip
+BAD_ENCODING = _err((400, ApiCode.INVALID_BODY_ENCODING))
+_B64_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/")
+
+
+def _not_base64(text: str) -> str:
+    """``text`` padded so that its base64 characters number 1 more than a multiple of 4: no
+    decoder takes it, however lenient."""
+    count = sum(ch in _B64_ALPHABET for ch in text)
+    return text + "A" * ((1 - count) % 4)
 
 
 @st.composite
@@ -367,10 +400,27 @@ def raw_req(draw: st.DrawFn, kinds: tuple[str, ...] = RAW_KINDS) -> Req:
         return Req(kind, "POST", resource, raw=f"text={MARK}",
                    content_type="application/x-www-form-urlencoded",
                    expect=VALIDATION | _err((415, ApiCode.UNSUPPORTED_MEDIA_TYPE)))  # fmt: skip
-    assert kind == "truncated"
-    body = json.dumps({"text": f"{MARK} otitis media", "wait_seconds": 1})
-    cut = draw(st.integers(1, len(body) - 1))
-    return Req(kind, "POST", ENTITIES, raw=body[:cut], expect=VALIDATION)
+    if kind == "truncated":
+        body = json.dumps({"text": f"{MARK} otitis media", "wait_seconds": 1})
+        cut = draw(st.integers(1, len(body) - 1))
+        return Req(kind, "POST", ENTITIES, raw=body[:cut], expect=VALIDATION)
+    if kind == "multipart":
+        boundary = draw(st.sampled_from(("", "; boundary=xx")))
+        raw = f'--xx\r\nContent-Disposition: form-data; name="{MARK}"\r\n\r\n{MARK}\r\n--xx--\r\n'
+        return Req(kind, "POST", resource, raw=raw, content_type="multipart/form-data" + boundary,
+                   expect=VALIDATION | _err((415, ApiCode.UNSUPPORTED_MEDIA_TYPE)))  # fmt: skip
+    if kind == "not_utf8":  # 0xFF never occurs in UTF-8
+        data = MARK.encode() + draw(st.binary(max_size=32)) + b"\xff" + draw(st.binary(max_size=32))
+        return Req(kind, "POST", resource, data=data, expect=BAD_ENCODING)
+    if kind == "any_bytes":
+        data = MARK.encode() + draw(st.binary(max_size=64))
+        return Req(kind, "POST", resource, data=data, expect=VALIDATION | BAD_ENCODING)
+    if kind == "not_base64":
+        text = _not_base64(draw(st.sampled_from((MARK, f"{MARK}!!", f"{MARK}-_", f"{MARK} ="))))
+        return Req(kind, "POST", resource, encoded=text, expect=BAD_ENCODING)
+    assert kind == "base64_of_request"  # the same request, delivered base64: the same answer
+    inner = draw(st.one_of(entities_req(), images_req(), search_req()))
+    return replace(inner, name=f"base64 {inner.name}", base64=True)
 
 
 def any_request() -> st.SearchStrategy[Req]:

@@ -6,6 +6,9 @@
     spcs-gateway reconcile                    one control round (what the schedule runs)
     spcs-gateway redrive-dlq QUEUE [--max N]  move dead letters back to their source queue
     spcs-gateway doctor [--resume S]          preflight of the Snowflake side (one table)
+    spcs-gateway replay FILE [--resume-seconds R] [--json]
+                                              what each scale-to-zero policy would bill on
+                                              your own traffic, and registry settings to use
 
 Configuration: the control function's environment (``spcs_gateway.control.settings``), or
 flags: ``--registry FILE``, ``--state-table``, ``--queue-urls``/``--queue-arns`` (JSON or
@@ -212,6 +215,13 @@ def run(
 ) -> int:
     if args.command == "doctor":
         return run_doctor(build_doctor(args, environ), out, args)
+    if args.command == "replay":  # offline: no AWS, no Snowflake
+        from spcs_gateway.replay import main_from_args
+
+        try:
+            return main_from_args(args, out)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError("USAGE", f"cannot replay the trace ({type(exc).__name__})", 2) from None
     if args.command == "redrive-dlq":
         logical = _json_arg(args.queue_urls, "--queue-urls") or _json_from_env(environ)
         try:
@@ -346,6 +356,11 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--search-service", metavar="DB.SCHEMA.NAME", help="Cortex Search service")
     s.add_argument("--no-search", action="store_true", help="skip the Cortex Search check")
+    s = sub.add_parser("replay", help="replay a traffic trace against the scale-to-zero policies")
+    from spcs_gateway.replay import add_arguments
+
+    add_arguments(s)
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 

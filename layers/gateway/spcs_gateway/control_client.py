@@ -24,6 +24,13 @@ anything else                                          ``{"ok": false, "code": "
 ``service`` is always the registry's logical name; a name the registry does not hold touches
 nothing and answers ``code: UNKNOWN_SERVICE``. Events and answers hold names, statuses and codes
 only, never PHI.
+
+Who may ask what. The routers invoke the control function through its ``ensure-ready`` alias
+(``ENSURE_READY_QUALIFIER``; template.yaml ``ControlEnsureReadyAlias``): their IAM role may invoke
+that alias and nothing else, and through it the control function serves ``ensure_ready`` only
+(``action_allowed``) - never a suspend, forced or not, a reconcile or a status. The API and
+operators invoke the unqualified function. A client built on the alias refuses other actions
+itself, before anything is sent.
 """
 
 from __future__ import annotations
@@ -46,6 +53,35 @@ if TYPE_CHECKING:
 
 CONTROL_FUNCTION_ENV = "CONTROL_FUNCTION_NAME"
 DEFAULT_DEDUPE_SECONDS = 10.0
+# The control function's alias for the routers, and what control serves through it.
+ENSURE_READY_QUALIFIER = "ensure-ready"
+ENSURE_READY_ACTIONS = frozenset({"ensure_ready"})
+# arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]
+_ARN_QUALIFIER_INDEX = 7
+
+
+def qualifier_of(function: str) -> str | None:
+    """The alias or version a function name or ARN names (``name:alias``, ``arn...:name:alias``),
+    None when it is unqualified."""
+    parts = function.split(":")
+    if function.startswith("arn:"):
+        return parts[_ARN_QUALIFIER_INDEX] if len(parts) > _ARN_QUALIFIER_INDEX else None
+    return parts[1] if len(parts) == 2 else None
+
+
+def invoked_qualifier(context: Any) -> str | None:
+    """The alias or version the current invocation named (``context.invoked_function_arn``),
+    None when unqualified or without a Lambda context."""
+    arn = getattr(context, "invoked_function_arn", None)
+    return qualifier_of(arn) if isinstance(arn, str) and arn.startswith("arn:") else None
+
+
+def action_allowed(context: Any, action: str | None) -> bool:
+    """May the control function serve ``action`` (None: a scheduled event) in this invocation?
+    Through the ensure-ready alias only ``ensure_ready``; anything else everywhere else."""
+    if invoked_qualifier(context) == ENSURE_READY_QUALIFIER:
+        return action in ENSURE_READY_ACTIONS
+    return True
 
 
 class ControlClientError(TransientError):
@@ -72,6 +108,8 @@ class LambdaControlClient:
     ) -> None:
         self._lambda = lambda_client  # None: the default client, built on first use
         self._function = function_name
+        # On the ensure-ready alias (the routers): only ensure_ready goes out.
+        self._ensure_ready_only = qualifier_of(function_name) == ENSURE_READY_QUALIFIER
         self._dedupe = dedupe_seconds
         self._clock = clock
         self._sent: dict[str, float] = {}
@@ -118,6 +156,11 @@ class LambdaControlClient:
         return services
 
     def _invoke(self, payload: dict[str, Any], *, asynchronous: bool = False) -> dict[str, Any]:
+        if self._ensure_ready_only and payload.get("action") not in ENSURE_READY_ACTIONS:
+            raise ControlClientError(
+                ErrorCode.CONFIGURATION_ERROR,
+                "the ensure-ready alias serves ensure_ready only",
+            )
         try:
             response = self._client().invoke(
                 FunctionName=self._function,

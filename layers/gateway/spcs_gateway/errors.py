@@ -22,6 +22,18 @@ class ErrorCode(StrEnum):
     UNKNOWN_LABEL_SET = "UNKNOWN_LABEL_SET"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     MODEL_REJECTED_INPUT = "MODEL_REJECTED_INPUT"
+    # Poison from EHR-native intake (spcs_gateway.ehr; docs/EHR_INTAKE.md).
+    HL7_MALFORMED = "HL7_MALFORMED"  # not parseable ER7: MSH, delimiters, segments, ED data
+    HL7_UNSUPPORTED_TYPE = "HL7_UNSUPPORTED_TYPE"  # not MDM^T02/T04 or ORU^R01; batches
+    HL7_UNSUPPORTED_CHARSET = "HL7_UNSUPPORTED_CHARSET"  # MSH-18 names no decodable charset
+    HL7_NO_TEXT = "HL7_NO_TEXT"  # a supported message without any note text
+    FHIR_INVALID_RESOURCE = "FHIR_INVALID_RESOURCE"  # fails the strict FHIR R4 subset
+    FHIR_UNSUPPORTED_RESOURCE = "FHIR_UNSUPPORTED_RESOURCE"  # another resourceType
+    FHIR_NO_ATTACHMENT = "FHIR_NO_ATTACHMENT"  # no inline text/plain or text/html attachment
+    DICOM_MALFORMED = "DICOM_MALFORMED"  # not a readable DICOM Part 10 file
+    DICOM_NO_PIXEL_DATA = "DICOM_NO_PIXEL_DATA"
+    DICOM_UNSUPPORTED_SYNTAX = "DICOM_UNSUPPORTED_SYNTAX"  # no permissively licensed decoder
+    DICOM_UNSUPPORTED_IMAGE = "DICOM_UNSUPPORTED_IMAGE"  # photometric/bit layout not handled
     # Transient: retried with backoff, then SQS moves the message to the DLQ.
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     THROTTLED = "THROTTLED"
@@ -61,6 +73,17 @@ POISON_CODES = frozenset(
         ErrorCode.UNKNOWN_LABEL_SET,
         ErrorCode.REQUEST_TOO_LARGE,
         ErrorCode.MODEL_REJECTED_INPUT,
+        ErrorCode.HL7_MALFORMED,
+        ErrorCode.HL7_UNSUPPORTED_TYPE,
+        ErrorCode.HL7_UNSUPPORTED_CHARSET,
+        ErrorCode.HL7_NO_TEXT,
+        ErrorCode.FHIR_INVALID_RESOURCE,
+        ErrorCode.FHIR_UNSUPPORTED_RESOURCE,
+        ErrorCode.FHIR_NO_ATTACHMENT,
+        ErrorCode.DICOM_MALFORMED,
+        ErrorCode.DICOM_NO_PIXEL_DATA,
+        ErrorCode.DICOM_UNSUPPORTED_SYNTAX,
+        ErrorCode.DICOM_UNSUPPORTED_IMAGE,
     }
 )
 

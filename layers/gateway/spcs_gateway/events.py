@@ -4,13 +4,17 @@ Discriminated on ``schema``. Every model forbids unknown fields, so an event can
 an endpoint, a URL or any other routing hint: endpoints come only from the service registry.
 Validation errors are reported as field locations and error types, never values (the text,
 the image and the attributes are PHI).
+
+``parse_message`` is the entry point of the routers: it also takes the EHR's own formats as the
+body, detected by shape (FHIR R4 resources, HL7 v2 messages: ``spcs_gateway.ehr``), and returns
+every event one body holds.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,9 +28,13 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, from_json
 
 from spcs_gateway.errors import ErrorCode, PoisonError
+
+if TYPE_CHECKING:
+    from spcs_gateway.ehr.note import EhrNote
+    from spcs_gateway.ehr.subjects import SubjectKeyer
 
 NOTE_SCHEMA = "clinical-note.v1"
 IMAGE_SCHEMA = "medical-image.v1"
@@ -70,6 +78,16 @@ class _Strict(BaseModel):
 class InlineImage(_Strict):
     base64: str = Field(min_length=4, max_length=MAX_BASE64_CHARS, repr=False)
     content_type: Literal["image/png", "image/jpeg"]
+
+
+DICOM_CONTENT_TYPE = "application/dicom"
+
+
+class InlineDicom(_Strict):
+    """A DICOM Part 10 file, converted to the image model's input (``spcs_gateway.ehr.dicom``)."""
+
+    base64: str = Field(min_length=4, max_length=MAX_BASE64_CHARS, repr=False)
+    content_type: Literal["application/dicom"]
 
 
 # The rule for ``S3Image.s3_uri``. pydantic-core's Rust regex compiles the Unicode ``\S{1,1024}``
@@ -116,7 +134,7 @@ class ImageEvent(_Strict):
     image_id: Identifier
     source: Identifier
     occurred_at: Rfc3339
-    image: InlineImage | S3Image = Field(repr=False)
+    image: InlineImage | InlineDicom | S3Image = Field(repr=False)
     candidate_labels: list[Label] | None = Field(
         default=None, min_length=1, max_length=MAX_LABELS, repr=False
     )
@@ -169,3 +187,45 @@ def parse_event(body: str | bytes) -> Event:
     more = len(errors) - len(shown)
     detail = "; ".join(shown) + (f"; +{more} more" if more > 0 else "")
     raise PoisonError(ErrorCode.INVALID_EVENT, detail) from None
+
+
+def _json_object(body: str | bytes) -> Any:
+    try:
+        return from_json(body)
+    except ValueError:
+        raise PoisonError(ErrorCode.INVALID_JSON, "body is not valid JSON") from None
+
+
+def parse_message(
+    body: str | bytes, *, subjects: SubjectKeyer | None = None
+) -> list[Event | EhrNote]:
+    """Every event one SQS message body holds, in order.
+
+    * the gateway's envelope (``schema``): the one event, as ``parse_event``;
+    * a FHIR R4 resource (a JSON object with ``resourceType`` and no ``schema``) or an HL7 v2
+      message (starts with MSH): one ``EhrNote`` per note (``spcs_gateway.ehr``), each with a
+      deterministic event id and its subject keyed by ``subjects``.
+
+    Without ``subjects`` (a router that takes no notes) an EHR message is ``UNKNOWN_SCHEMA``.
+    Raises ``PoisonError`` with a PHI-free detail; ``ConfigurationError`` if the subject key
+    cannot be read.
+    """
+    from spcs_gateway.ehr.detect import Shape, detect
+
+    shape = detect(body)
+    if shape is Shape.FHIR:
+        data = _json_object(body)
+        if not (isinstance(data, dict) and "resourceType" in data and "schema" not in data):
+            return [parse_event(body)]
+    elif shape is Shape.ENVELOPE:
+        return [parse_event(body)]
+    if subjects is None:
+        raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "EHR message not handled by this router")
+    if shape is Shape.FHIR:
+        from spcs_gateway.ehr.fhir import notes_from_fhir
+
+        return list(notes_from_fhir(data, subjects))
+    from spcs_gateway.ehr.hl7 import notes_from_hl7
+
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return list(notes_from_hl7(text, subjects))

@@ -20,8 +20,15 @@ Rules (docs/ARCHITECTURE.md, "Lifecycle"):
 - Hysteresis: a resume counts as activity, so a service woken by a late event stays up for at
   least ``max(idle_seconds, minimum uptime)``; it is not suspended again until its window passes
   anew. Resuming is never delayed: waiting work always wins.
-- A SUSPENDED service is resumed when work waits for it (backlog or on-demand call) or a warm
-  window (with its lead time) is open.
+- Scale-to-zero policy per service (``ServiceConfig.policy``). ``fixed``: the idle window
+  above. ``adaptive`` (the default): once the hard rules above (lease, backlog, on-demand call,
+  warm window) allow a suspend, ``adaptive.py``'s learned plan decides instead of the idle
+  window: stay up for the keep-alive after the last activity and inside a pre-resume window;
+  the minimum uptime applies only when the registry sets ``min_uptime_seconds``. The plan
+  never idles longer than ``keep_alive_bounds`` allows.
+- A SUSPENDED service is resumed when work waits for it (backlog or on-demand call), a warm
+  window (with its lead time) is open, or (adaptive) a pre-resume window opens ahead of a
+  predicted arrival (once per window).
 - Transitional statuses are never fought: PENDING and SUSPENDING wait; FAILED is reported and
   left alone (no resume loop); a finished resume (RUNNING, containers READY, mappings still
   paused) is completed by whoever sees it first, lease or not (re-enabling is idempotent).
@@ -37,13 +44,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-from cronsim import CronSim
-
+from spcs_gateway import adaptive
 from spcs_gateway.queues import QueueDepth
-from spcs_gateway.registry import ServiceConfig, WarmWindow, validate_cron
+from spcs_gateway.registry import ServiceConfig, validate_cron
 from spcs_gateway.service_record import (
     ServiceRecord,
     ServiceState,
@@ -53,6 +57,7 @@ from spcs_gateway.service_record import (
     take_lease,
 )
 from spcs_gateway.status import Observation, Observed, PoolStatus, ServiceStatus
+from spcs_gateway.warm_windows import WarmSpan, active_warm_window, in_warm_window
 
 # The policy's inputs, importable from here with the policy (``from spcs_gateway.lifecycle
 # import ServiceRecord, ServiceStatus, Observed``); they live in status.py and service_record.py.
@@ -80,8 +85,10 @@ __all__ = [
     "decide_service",
     "idle_countdown",
     "in_warm_window",
+    "keep_alive_bounds",
     "pool_needs_resume",
     "take_lease",
+    "validate_cron",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -104,57 +111,6 @@ class Backlog:
 
     def unknown(self, queue_names: Iterable[str]) -> bool:
         return any(name not in self.queues for name in queue_names)
-
-
-# ---------------------------------------------------------------------------------------------
-# Warm windows
-
-
-@dataclass(frozen=True, slots=True)
-class WarmSpan:
-    start: datetime  # the cron tick, in the window's time zone
-    end: datetime  # start + duration, in UTC (elapsed time, also across a DST change)
-
-
-@lru_cache(maxsize=4096)
-def _latest_start(cron: str, zone: str, minute_epoch: int) -> datetime | None:
-    """Latest cron tick at or before ``minute_epoch`` (a whole minute), in local wall time.
-
-    5-field ticks fall on whole minutes, so the answer depends only on the minute; caching on
-    it keeps decide_service cheap in a tight loop. cronsim follows Debian cron across DST:
-    ticks are local wall times, a tick in the skipped hour runs at the first valid minute
-    after it, and a tick in the repeated hour runs once (the first occurrence).
-    """
-    validate_cron(cron)
-    at = datetime.fromtimestamp(minute_epoch, tz=ZoneInfo(zone))
-    # A datetime with microseconds makes cronsim's reverse iteration include ``at`` itself.
-    start = next(CronSim(cron, at + timedelta(microseconds=1), reverse=True))
-    return start if start.astimezone(UTC) <= at.astimezone(UTC) else None
-
-
-def active_warm_window(
-    windows: Sequence[WarmWindow], now: datetime, lead: timedelta = timedelta(0)
-) -> WarmSpan | None:
-    """The open window (``start - lead <= now < end``) that ends last, or None."""
-    now = as_utc(now)
-    if not windows:
-        return None
-    horizon = int((now + lead).timestamp()) // 60 * 60
-    best: WarmSpan | None = None
-    for window in windows:
-        start = _latest_start(window.cron, window.timezone, horizon)
-        if start is None:
-            continue
-        end = start.astimezone(UTC) + timedelta(minutes=window.duration_minutes)
-        if now < end and (best is None or end > best.end):
-            best = WarmSpan(start, end)
-    return best
-
-
-def in_warm_window(
-    windows: Sequence[WarmWindow], now: datetime, lead: timedelta = timedelta(0)
-) -> bool:
-    return active_warm_window(windows, now, lead) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +137,8 @@ class Reason(StrEnum):
     # service: why act / why not
     IDLE_WINDOW_ELAPSED = "idle_window_elapsed"
     IDLE_WINDOW_PENDING = "idle_window_pending"
+    KEEP_ALIVE = "keep_alive"  # adaptive: inside the learned keep-alive after work
+    PREDICTED_ARRIVAL = "predicted_arrival"  # adaptive: pre-resume window for a regular arrival
     HYSTERESIS = "hysteresis"
     BACKLOG = "backlog"
     BACKLOG_UNKNOWN = "backlog_unknown"
@@ -275,6 +233,8 @@ def _suspend_gate(
         return Reason.BACKLOG, None
     if backlog.on_demand_in_flight > 0:
         return Reason.IN_FLIGHT_ON_DEMAND, None
+    if config.policy == "adaptive":
+        return _adaptive_gate(config, state, now, policy)
     idle_at = (state.idle_since() or now) + timedelta(seconds=config.idle_seconds)
     eligible_at = idle_at
     uptime_at = state.resumed_at + _min_uptime(config, policy) if state.resumed_at else None
@@ -290,8 +250,52 @@ def _suspend_gate(
     return Reason.IDLE_WINDOW_ELAPSED, eligible_at
 
 
+def keep_alive_bounds(config: ServiceConfig) -> adaptive.Bounds:
+    """The operator's bounds on an adaptive service's keep-alive (max: ``idle_seconds``)."""
+    top = config.keep_alive_max_seconds
+    return adaptive.Bounds(
+        config.keep_alive_min_seconds, top if top is not None else config.idle_seconds
+    )
+
+
+def _anchor(state: ServiceRecord) -> datetime | None:
+    """Start of the idle period for the adaptive plan: the last activity (or, for a service
+    never seen working, the record's own idle start). A pre-resume is not activity."""
+    model = state.idle_model
+    if model is None or model.last is None:
+        return state.idle_since()
+    last = datetime.fromtimestamp(model.last, tz=UTC)
+    return max(last, state.last_activity) if state.last_activity else last
+
+
+def _adaptive_gate(
+    config: ServiceConfig, state: ServiceRecord, now: datetime, policy: LifecyclePolicy
+) -> tuple[Reason, datetime | None]:
+    plan = adaptive.current_plan(state.idle_model, keep_alive_bounds(config))
+    anchor = _anchor(state) or now
+    until = adaptive.hold_until(plan, anchor.timestamp(), now.timestamp())
+    eligible_at = datetime.fromtimestamp(until, tz=UTC) if until is not None else now
+    uptime_at = None
+    if config.min_uptime_seconds is not None and state.resumed_at is not None:
+        uptime_at = state.resumed_at + timedelta(seconds=config.min_uptime_seconds)
+        eligible_at = max(eligible_at, uptime_at)
+    window = active_warm_window(config.warm_windows, now, policy.warm_lead)
+    if window is not None:
+        return Reason.WARM_WINDOW, max(eligible_at, window.end)
+    if until is not None:
+        keeping = now < anchor + timedelta(seconds=plan.keep_alive)
+        return (Reason.KEEP_ALIVE if keeping else Reason.PREDICTED_ARRIVAL), eligible_at
+    if uptime_at is not None and now < uptime_at:
+        return Reason.HYSTERESIS, eligible_at
+    return Reason.IDLE_WINDOW_ELAPSED, eligible_at
+
+
 def _resume_reason(
-    config: ServiceConfig, backlog: Backlog, now: datetime, policy: LifecyclePolicy
+    config: ServiceConfig,
+    backlog: Backlog,
+    now: datetime,
+    policy: LifecyclePolicy,
+    state: ServiceRecord | None = None,
 ) -> Reason | None:
     if backlog.messages > 0:
         return Reason.BACKLOG
@@ -299,6 +303,15 @@ def _resume_reason(
         return Reason.IN_FLIGHT_ON_DEMAND
     if active_warm_window(config.warm_windows, now, policy.warm_lead) is not None:
         return Reason.WARM_WINDOW
+    if config.policy == "adaptive" and state is not None and state.idle_model is not None:
+        model = state.idle_model
+        anchor = _anchor(state)
+        plan = adaptive.current_plan(model, keep_alive_bounds(config))
+        resumed = state.resumed_at.timestamp() if state.resumed_at else None
+        if anchor is not None and adaptive.pre_resume_due(
+            plan, anchor.timestamp(), now.timestamp(), model.resume_s(), resumed
+        ):
+            return Reason.PREDICTED_ARRIVAL
     return None
 
 
@@ -330,7 +343,7 @@ def decide_service(
         if state.lease_active(now):
             # The lease holder has issued (or is about to issue) RESUME; the observation lags.
             return Decision(Action.WAIT, Reason.RESUME_IN_PROGRESS)
-        wanted = _resume_reason(config, backlog, now, policy)
+        wanted = _resume_reason(config, backlog, now, policy, state)
         if wanted is not None:
             return Decision(Action.RESUME, wanted)
         if state.mappings_paused:

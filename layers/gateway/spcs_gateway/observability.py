@@ -10,7 +10,11 @@ output). This module adds safety nets:
 * The Tracer never records handler responses or exceptions as metadata
   (``capture_response=False``/``capture_error=False`` on every decorator, and the
   ``POWERTOOLS_TRACER_CAPTURE_*`` variables default to ``false``), and it patches only botocore and
-  httpx (their segments hold the operation, URL and status, not bodies).
+  httpx (their segments hold the operation, URL and status, not bodies). X-Ray's botocore patch
+  also records the request parameters on its allow-list (``aws_xray_sdk.ext.boto_utils``); for
+  S3 those include the object key, which often embeds an MRN or accession number.
+  ``redact_xray_aws_parameters`` takes the key, version, prefix and copy source off that list
+  before the first call is traced: S3 subsegments keep the operation, bucket and status.
 * Third-party loggers that print request bodies at DEBUG (botocore, the Snowflake connector's
   bind values) are held at WARNING even if the root logger is set to DEBUG.
 """
@@ -170,12 +174,39 @@ def get_metrics(service: str | None = None) -> Metrics:
     return _metrics
 
 
+# Request parameters X-Ray's botocore patch would record that can carry PHI: S3 object keys
+# and key prefixes (patient or accession numbers in paths), version ids, copy sources.
+XRAY_REDACTED_PARAMETERS = frozenset({"Key", "VersionId", "Prefix", "CopySource"})
+
+
+def redact_xray_aws_parameters() -> None:
+    """Take ``XRAY_REDACTED_PARAMETERS`` off the list of request parameters aws_xray_sdk's
+    botocore patch copies into subsegments (every service). Idempotent; the SDK reads the list
+    on every call, so this holds for clients created before it too."""
+    try:
+        from aws_xray_sdk.ext import boto_utils
+    except ImportError:  # tracing not installed: nothing records parameters
+        return
+    for service in boto_utils.whitelist.get("services", {}).values():
+        for operation in service.get("operations", {}).values():
+            for key in ("request_parameters", "response_parameters"):
+                names = operation.get(key)
+                if names:
+                    operation[key] = [n for n in names if n not in XRAY_REDACTED_PARAMETERS]
+            for key in ("request_descriptors", "response_descriptors"):
+                descriptors = operation.get(key)
+                if descriptors:
+                    for name in XRAY_REDACTED_PARAMETERS & set(descriptors):
+                        del descriptors[name]
+
+
 def get_tracer() -> Tracer:
     global _tracer
     if _tracer is None:
         # Read by Powertools when a decorator does not say; ours always say False as well.
         os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false")
         os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_ERROR", "false")
+        redact_xray_aws_parameters()
         _tracer = Tracer(service=service_name(), patch_modules=("botocore", "httpx"))
     return _tracer
 

@@ -3,15 +3,21 @@
 Per invocation (one SQS batch), decided up front so inference is batched and the results are
 written with one MERGE:
 
-1. parse every record (pydantic); poison goes to the DLQ with its reason code and is handled;
+1. expand every record into its events (``events.parse_message``): one for the gateway's own
+   envelope, one per note for a FHIR resource or an HL7 v2 message (``spcs_gateway.ehr``), each
+   with a deterministic event_id; a record that cannot be expanded is poison: DLQ with its
+   reason code, handled;
 2. dedupe event_ids inside the batch: later copies share the first copy's outcome;
 3. ``ResultsSink.existing()`` (one SELECT): events that already have a row skip inference;
 4. build inference rows (images: checked bytes + resolved labels) and call ``SpcsClient.infer``;
-5. write every success with ``ResultsSink.merge`` (one MERGE); if it fails, those records are
-   retried (nothing is lost, and MERGE on EVENT_ID keeps a retry from doubling a row);
-6. per-row failures: poison -> DLQ; transient/throttled/configuration -> retried with a
-   visibility backoff by receive count (honouring Retry-After); unavailable -> the readiness
-   hook once per invocation, then retried with a longer delay.
+5. write every success with ``ResultsSink.merge`` (one MERGE), except the rows of a record that
+   goes to the DLQ; if the MERGE fails, those records are retried (nothing is lost, and MERGE on
+   EVENT_ID keeps a retry from doubling a row);
+6. a record's outcome is its events': all done -> handled; any poison -> the record goes to
+   the DLQ; else any transient/throttled/configuration failure -> the record is retried with a
+   visibility backoff by receive count (honouring Retry-After), its rows already written are
+   skipped next time by step 3; unavailable -> the readiness hook once per invocation, then
+   retried with a longer delay.
 
 The record handler given to Powertools' ``BatchProcessor`` only looks up the outcome decided
 above and raises for the records SQS must redeliver, so ``process_partial_response`` builds the
@@ -45,6 +51,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from spcs_gateway.backoff import BackoffPolicy, Rng
+from spcs_gateway.ehr.note import EhrNote
 from spcs_gateway.errors import (
     ConfigurationError,
     ErrorCode,
@@ -53,7 +60,7 @@ from spcs_gateway.errors import (
     PoisonError,
     TransientError,
 )
-from spcs_gateway.events import Event, ImageEvent, NoteEvent, parse_event
+from spcs_gateway.events import Event, ImageEvent, NoteEvent, parse_message
 from spcs_gateway.readiness import NoopReadinessHook, ReadinessHook
 from spcs_gateway.registry import Registry, ServiceConfig, Task, load_registry
 from spcs_gateway.results import ResultRow
@@ -73,9 +80,9 @@ KIND_BY_TASK: dict[Task, str] = {
     Task.TOKEN_CLASSIFICATION: "clinical-note",
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: "medical-image",
 }
-_EVENT_TYPE: dict[Task, type[NoteEvent] | type[ImageEvent]] = {
-    Task.TOKEN_CLASSIFICATION: NoteEvent,
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ImageEvent,
+_EVENT_TYPES: dict[Task, tuple[type[NoteEvent | ImageEvent | EhrNote], ...]] = {
+    Task.TOKEN_CLASSIFICATION: (NoteEvent, EhrNote),
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: (ImageEvent,),
 }
 
 # Metric ``outcome`` values.
@@ -110,6 +117,12 @@ class ImageLoader(Protocol):
     def load(self, image: Any) -> Any: ...
 
 
+class Subjects(Protocol):
+    """Source identifier -> SUBJECT_ID (``ehr.subjects.SubjectIds``)."""
+
+    def __call__(self, kind: str, value: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class _Outcome:
     label: str  # metric outcome
@@ -119,10 +132,10 @@ class _Outcome:
 
 @dataclass
 class _Work:
-    """One leader record (first copy of an event_id) on its way through the batch."""
+    """One event (the first copy of an event_id in the batch) and the record it came in."""
 
     record: SQSRecord
-    event: Event
+    event: Event | EhrNote
 
 
 def _receive_count(record: SQSRecord) -> int:
@@ -151,6 +164,7 @@ class Pipeline:
         sink: Sink,
         dead_letters: DeadLetterQueue,
         images: ImageLoader | None = None,
+        subjects: Subjects | None = None,
         readiness: ReadinessHook | None = None,
         activity: Activity | None = None,
         backoff: BackoffPolicy | None = None,
@@ -164,7 +178,9 @@ class Pipeline:
             raise ValueError("an image service needs an image loader")
         self.service = service
         self._kind = KIND_BY_TASK[service.task]
-        self._event_type = _EVENT_TYPE[service.task]
+        self._event_types = _EVENT_TYPES[service.task]
+        # Notes services take EHR messages (FHIR, HL7 v2); their subjects need the keyer.
+        self._subjects = subjects if service.task is Task.TOKEN_CLASSIFICATION else None
         self._spcs = spcs
         self._sink = sink
         self._dlq = dead_letters
@@ -211,104 +227,114 @@ class Pipeline:
         outcomes: dict[str, _Outcome] = {}
         retries: list[tuple[SQSRecord, GatewayError]] = []
 
-        def fail(record: SQSRecord, error: GatewayError, event_id: str | None = None) -> None:
-            outcomes[record.message_id] = self._failure(record, error, event_id, retries)
-
-        # 1. parse
-        leaders: dict[str, _Work] = {}
-        followers: list[tuple[SQSRecord, str]] = []  # (record, leader event_id)
+        # 1. expand each record into its events; 2. dedupe event_ids inside the batch
+        works: dict[str, _Work] = {}  # event_id -> its first copy
+        events_of: dict[str, list[str]] = {}  # message_id -> its event_ids, in order
         for record in records:
             try:
-                parsed = parse_event(record.body)
-                if not isinstance(parsed, self._event_type):
-                    raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "schema not handled by this router")
-            except PoisonError as err:
-                fail(record, err)
+                events = self._expand(record)
+            except GatewayError as err:
+                outcomes[record.message_id] = self._failure(record, err, None, retries)
                 continue
-            # 2. dedupe inside the batch
-            if parsed.event_id in leaders:
-                followers.append((record, parsed.event_id))
-            else:
-                leaders[parsed.event_id] = _Work(record, parsed)
+            ids = events_of[record.message_id] = []
+            for event in events:
+                if event.event_id not in ids:
+                    ids.append(event.event_id)
+                    works.setdefault(event.event_id, _Work(record, event))
         timings["parse_ms"] = _ms(started)
-        if leaders and self._activity is not None:
+        if works and self._activity is not None:
             # Work arrived for the service: keeps the control plane's idle timer from running
             # out mid-stream. Throttled per container; never fails the batch.
             self._activity.record(self.service.name)
 
         # 3. skip events that already have a result row
-        pending: list[_Work] = []
-        if leaders:
+        failed: dict[str, GatewayError] = {}  # event_id -> why it has no row (yet)
+        done: set[str] = set()
+        if works:
             step = time.perf_counter()
             try:
-                done = self._sink.existing(list(leaders))
+                done = self._sink.existing(list(works))
             except GatewayError as err:
                 # Snowflake unreachable: the MERGE would fail too, so spend no inference on it.
-                for work in leaders.values():
-                    fail(work.record, err, work.event.event_id)
-                done = set()
+                failed = dict.fromkeys(works, err)
             timings["existing_ms"] = _ms(step)
-            for event_id, work in leaders.items():
-                if work.record.message_id in outcomes:
-                    continue
-                if event_id in done:
-                    outcomes[work.record.message_id] = _Outcome(OUTCOME_ALREADY_DONE)
-                else:
-                    pending.append(work)
+        pending = [w for key, w in works.items() if key not in done and key not in failed]
 
         # 4. inference
         inputs: list[InferenceInput] = []
-        by_key: dict[str, _Work] = {}
         step = time.perf_counter()
         for work in pending:
             try:
                 values = self._values(work.event)
             except GatewayError as err:
-                fail(work.record, err, work.event.event_id)
+                failed[work.event.event_id] = err
                 continue
-            inputs.append(InferenceInput(key=work.record.message_id, values=values))
-            by_key[work.record.message_id] = work
+            inputs.append(InferenceInput(key=work.event.event_id, values=values))
         timings["prepare_ms"] = _ms(step)
 
-        rows: list[tuple[_Work, ResultRow]] = []
+        rows: list[ResultRow] = []
         if inputs:
             step = time.perf_counter()
             results = self._spcs.infer(self.service, inputs)
             timings["infer_ms"] = _ms(step)
             processed_at = self._now()
             for result in results:
-                work = by_key[result.key]
                 if result.error is not None:
-                    fail(work.record, result.error, work.event.event_id)
-                    continue
-                rows.append((work, self._row(work.event, result, processed_at)))
+                    failed[result.key] = result.error
+                else:
+                    rows.append(self._row(works[result.key].event, result, processed_at))
 
-        # 5. one MERGE for every success
+        # 5. one MERGE for every success, but none for a record the DLQ will hold
+        dead = {
+            message_id
+            for message_id, ids in events_of.items()
+            if any(failed[i].kind is FailureKind.POISON for i in ids if i in failed)
+        }
+        live = {i for message_id, ids in events_of.items() if message_id not in dead for i in ids}
+        rows = [row for row in rows if row.event_id in live]
+        written: set[str] = set()
         if rows:
             step = time.perf_counter()
             try:
-                self._sink.merge([row for _, row in rows])
+                self._sink.merge(rows)
             except GatewayError as err:
-                for work, _ in rows:
-                    fail(work.record, err, work.event.event_id)
+                failed.update((row.event_id, err) for row in rows)
             else:
-                for work, _ in rows:
-                    outcomes[work.record.message_id] = _Outcome(OUTCOME_SUCCEEDED)
+                written = {row.event_id for row in rows}
             timings["merge_ms"] = _ms(step)
 
-        # Later copies of an event share the first copy's fate.
-        for record, event_id in followers:
-            leader = outcomes[leaders[event_id].record.message_id]
-            if leader.cause is None:
-                outcomes[record.message_id] = _Outcome(OUTCOME_DUPLICATE)
+        # 6. each record's outcome from its events'
+        for record in records:
+            if record.message_id not in events_of:
+                continue  # refused at step 1
+            ids = events_of[record.message_id]
+            errors = [(i, failed[i]) for i in ids if i in failed]
+            if errors:
+                event_id, error = next(
+                    ((i, e) for i, e in errors if e.kind is FailureKind.POISON), errors[0]
+                )
+                outcomes[record.message_id] = self._failure(record, error, event_id, retries)
+                continue
+            own = [i for i in ids if works[i].record is record]
+            if any(i in written for i in own):
+                outcomes[record.message_id] = _Outcome(OUTCOME_SUCCEEDED)
+            elif own:
+                outcomes[record.message_id] = _Outcome(OUTCOME_ALREADY_DONE)
             else:
-                fail(record, leader.cause, event_id)
+                outcomes[record.message_id] = _Outcome(OUTCOME_DUPLICATE)
 
-        # 6. retries: readiness hook once, then visibility backoff per record
+        # retries: readiness hook once, then visibility backoff per record
         self._schedule_retries(retries)
         timings["total_ms"] = _ms(started)
-        self._report(records, outcomes, timings)
+        self._report(records, outcomes, timings, events=len(works))
         return outcomes
+
+    def _expand(self, record: SQSRecord) -> list[Event | EhrNote]:
+        """The events a record holds, each of a kind this router handles."""
+        events = parse_message(record.body, subjects=self._subjects)
+        if not all(isinstance(event, self._event_types) for event in events):
+            raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "schema not handled by this router")
+        return events
 
     def _failure(
         self,
@@ -353,9 +379,9 @@ class Pipeline:
 
     # -- building rows -------------------------------------------------------------------------
 
-    def _values(self, event: Event) -> tuple[Any, ...]:
+    def _values(self, event: Event | EhrNote) -> tuple[Any, ...]:
         """Column values in signature order, positional per task (names may be customised)."""
-        if isinstance(event, NoteEvent):
+        if isinstance(event, NoteEvent | EhrNote):
             return (event.text,)
         assert self._images is not None
         # Imported here: only the image router gets here, and images.py pulls in Pillow.
@@ -365,7 +391,7 @@ class Pipeline:
         image = self._images.load(event.image)
         return (image.data, labels)
 
-    def _row(self, event: Event, result: RowResult, processed_at: datetime) -> ResultRow:
+    def _row(self, event: Event | EhrNote, result: RowResult, processed_at: datetime) -> ResultRow:
         return ResultRow(
             event_id=event.event_id,
             kind=self._kind,
@@ -405,7 +431,12 @@ class Pipeline:
             self._logger.exception(message)  # the formatter withholds exception messages
 
     def _report(
-        self, records: list[SQSRecord], outcomes: Mapping[str, _Outcome], timings: dict[str, int]
+        self,
+        records: list[SQSRecord],
+        outcomes: Mapping[str, _Outcome],
+        timings: dict[str, int],
+        *,
+        events: int | None = None,
     ) -> None:
         counts = Counter(outcomes[r.message_id].label for r in records if r.message_id in outcomes)
         if self._logger is not None:
@@ -414,6 +445,7 @@ class Pipeline:
                 extra={
                     "service_name": self.service.name,
                     "records": len(records),
+                    "events": events,
                     "outcomes": dict(counts),
                     "timings_ms": timings,
                 },
@@ -467,6 +499,7 @@ def build_pipeline(
     s3_client: S3Client | None = None,
     dead_letters: DeadLetterQueue | None = None,
     images: ImageLoader | None = None,
+    subjects: Subjects | None = None,
     readiness: ReadinessHook | None = None,
     activity: Activity | None = None,
     backoff: BackoffPolicy | None = None,
@@ -532,7 +565,13 @@ def build_pipeline(
     if images is None and service.task is Task.ZERO_SHOT_IMAGE_CLASSIFICATION:
         from spcs_gateway.images import ImageSource
 
-        images = ImageSource(registry.images, s3_client)
+        images = ImageSource(registry.images, s3_client, dicom_size=service.image_size)
+
+    if subjects is None and service.task is Task.TOKEN_CLASSIFICATION:
+        from spcs_gateway.ehr.subjects import SubjectIds
+
+        # The key is read on the first EHR message only (an envelope-only feed never reads it).
+        subjects = SubjectIds(registry.ehr, registry.snowflake.secret)
 
     if readiness is None and (control_function := env.get("CONTROL_FUNCTION_NAME")):
         # Unavailable service -> async ensure_ready on the control function (control_client.py).
@@ -556,6 +595,7 @@ def build_pipeline(
         sink=sink,
         dead_letters=dead_letters,
         images=images,
+        subjects=subjects,
         readiness=readiness,
         activity=activity,
         backoff=backoff or BackoffPolicy.from_env(env),

@@ -302,6 +302,15 @@ class ServiceConfig(_Strict):
     # LIFECYCLE_MIN_UPTIME_SECONDS, 300 s). A sparse on-demand service with a short idle window
     # sets it low so it is not held up long after every resume.
     min_uptime_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    # Scale-to-zero policy (adaptive.py). ``fixed``: suspend after ``idle_seconds`` without
+    # work. ``adaptive`` (default): learn the service's idle gaps and resume time, keep alive
+    # for the least expected cost and pre-resume ahead of regular arrivals, never idling
+    # longer than ``keep_alive_max_seconds`` (unset: ``idle_seconds``) nor suspending sooner
+    # than ``keep_alive_min_seconds`` after work. An adaptive service applies the minimum
+    # uptime only when ``min_uptime_seconds`` is set here.
+    policy: Literal["fixed", "adaptive"] = "adaptive"
+    keep_alive_min_seconds: int = Field(default=0, ge=0, le=14_400)
+    keep_alive_max_seconds: int | None = Field(default=None, ge=0, le=14_400)
     warm_windows: list[WarmWindow] = Field(default_factory=list)
     label_sets: dict[str, LabelList] = Field(default_factory=dict)
     max_candidate_labels: int = Field(default=64, ge=1, le=1_000)

@@ -3,8 +3,9 @@
 ``ServiceRecord`` is one item of the service-state table (``service_state.ServiceStateStore``
 in DynamoDB, ``control.memory.MemoryStateStore`` in memory): the last observed Snowflake status
 (``status.ServiceStatus``), activity, our last resume and suspend, the resume lease, whether the
-feeding event source mappings are paused, the on-demand counter and resume/suspend counters.
-Names, statuses, timestamps and counters only: never PHI.
+feeding event source mappings are paused, the on-demand counter, resume/suspend counters and the
+adaptive policy's learned idle gaps and resume times (``adaptive.IdleModel``). Names, statuses,
+timestamps, durations and counters only: never PHI.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from spcs_gateway.adaptive import IdleModel
 from spcs_gateway.status import ServiceStatus
 
 
@@ -50,6 +52,7 @@ class ServiceRecord:
     counter_day: str | None = None  # UTC day of resumes_today / suspends_today
     resumes_today: int = 0
     suspends_today: int = 0
+    idle_model: IdleModel | None = None  # adaptive policy: learned gaps, resume times, plan
 
     def lease_active(self, now: datetime) -> bool:
         return (

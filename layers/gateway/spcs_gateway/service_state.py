@@ -20,6 +20,9 @@ are conditional, so DynamoDB's per-item atomicity gives the guarantees:
   begin and end blocks suspension for at most ``ttl``. Choose ``ttl`` longer than the longest
   on-demand call (the API function's timeout): then an expired counter can only hold leaked
   counts, and resetting it loses no live call.
+- ``save_idle_model`` replaces the adaptive policy's learned record (``adaptive.encode``: gap
+  counts, resume durations, the plan: times only, a few KB at most) only if the item still holds
+  what the caller read (optimistic concurrency: the loser re-reads, or drops one observation).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spcs_gateway import adaptive
 from spcs_gateway.aws_errors import has_aws_code
 from spcs_gateway.clock import Clock, utc_now
 from spcs_gateway.registry import ServiceConfig
@@ -112,6 +116,7 @@ def state_from_item(name: str, item: Mapping[str, Any] | None) -> ServiceRecord:
         counter_day=_read_str(item, "counter_day"),
         resumes_today=_read_int(item, "resumes_today"),
         suspends_today=_read_int(item, "suspends_today"),
+        idle_model=adaptive.decode(_read_str(item, "idle_model")),
     )
 
 
@@ -327,6 +332,22 @@ class ServiceStateStore:
             ):
                 return
         raise RuntimeError("begin_on_demand: conditional writes kept racing")
+
+    def save_idle_model(
+        self, name: str, model: adaptive.IdleModel, previous: adaptive.IdleModel | None
+    ) -> bool:
+        """Store ``model`` if the item still holds ``previous``; False when someone else wrote
+        in between."""
+        if previous is None:
+            condition = "attribute_not_exists(#idle_model)"
+            values: dict[str, AttributeValueTypeDef] = {":m": _str(adaptive.encode(model))}
+        else:
+            condition = "#idle_model = :prev"
+            values = {
+                ":m": _str(adaptive.encode(model)),
+                ":prev": _str(adaptive.encode(previous)),
+            }
+        return self._update(name, "SET #idle_model = :m", values, condition)
 
     def end_on_demand(self, name: str) -> bool:
         """The call ended: in-flight -= 1, never below zero (False if it was already zero)."""

@@ -275,7 +275,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
         events = events_from_file(args.events_file)
     else:
         notes, images, poison = split_total(args.events)
-        events = synthetic_feed(notes, images, poison, seed=args.seed)
+        # FHIR, HL7 v2 and DICOM messages mixed in: a tenth more (ehr_feed.py).
+        events = synthetic_feed(notes, images, poison, seed=args.seed, ehr=args.events // 10)
     stack = _start(opts)
     if stack is None:
         return 1

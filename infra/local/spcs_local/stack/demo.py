@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .ehr_feed import account
 from .feed import FeedEvent, event_key, insert_notes, send_events
 from .stack import LocalStack
 
@@ -94,11 +95,18 @@ def summarize(run: DemoRun) -> dict[str, Any]:
     sent = {e.key for e in run.events if e.key in run.sent_at}
     rows = Counter(str(r["EVENT_ID"]) for r in run.results)
     dlq_keys = {m.key for m in run.dlq}
-    accounted = set(rows) | dlq_keys
+    # A message that became several rows (EHR intake) is accounted for once all of them exist.
+    expanded, expanded_duplicates, owner = account(run.events, rows, dlq_keys)
+    accounted = set(rows) | dlq_keys | expanded
     duplicates = sum(n - 1 for n in rows.values()) + len(set(rows) & dlq_keys)
+    duplicates += expanded_duplicates
     latencies = []
     for row in run.results:
-        at, sent_at = _epoch(row.get("PROCESSED_AT")), run.sent_at.get(str(row["EVENT_ID"]))
+        event_id = str(row["EVENT_ID"])
+        at, sent_at = (
+            _epoch(row.get("PROCESSED_AT")),
+            run.sent_at.get(owner.get(event_id, event_id)),
+        )
         if at is not None and sent_at is not None:
             latencies.append(max(0.0, (at - sent_at) * 1000.0))
     latency = (
@@ -366,7 +374,8 @@ def run_demo(
         "notes": stack.source_queue("token-classification").url,
         "images": stack.source_queue("zero-shot-image-classification").url,
     }
-    total = len({e.key for e in events})
+    # Result rows or DLQ messages to wait for: an EHR message may become several rows.
+    total = sum(max(1, len(e.row_ids)) for e in {e.key: e for e in events}.values())
     report = send_events(
         stack.client("sqs"),
         events,

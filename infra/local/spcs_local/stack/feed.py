@@ -82,6 +82,8 @@ class FeedEvent:
     queue: str  # NOTES_QUEUE | IMAGES_QUEUE
     expected_code: str | None = None  # poison: the reason code the DLQ must show
     note_row: tuple[Any, ...] | None = None  # a CLINICAL_NOTES row for semantic search
+    # An EHR message (FHIR, HL7 v2) that becomes rows with these event ids (ehr_feed.py).
+    row_ids: tuple[str, ...] = ()
 
 
 def event_key(body: str) -> str:
@@ -211,15 +213,26 @@ def _poison(rng: random.Random, run: str, i: int, base: datetime) -> FeedEvent:
 
 
 def synthetic_feed(
-    notes: int, images: int, poison: int, *, seed: int = 7, run_id: str | None = None
+    notes: int,
+    images: int,
+    poison: int,
+    *,
+    seed: int = 7,
+    run_id: str | None = None,
+    ehr: int = 0,
 ) -> list[FeedEvent]:
-    """``notes`` + ``images`` + ``poison`` events, interleaved, deterministic for ``seed``."""
+    """``notes`` + ``images`` + ``poison`` events, interleaved, deterministic for ``seed``;
+    ``ehr`` more as FHIR, HL7 v2 and DICOM (``ehr_feed.synthetic_ehr``)."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
     run = run_id or f"s{seed}"
     base = datetime(2025, 3, 3, 18, 0, tzinfo=UTC)
     events = [_note(rng, run, i, base) for i in range(notes)]
     events += [_image(rng, run, i, base) for i in range(images)]
     events += [_poison(rng, run, i, base) for i in range(poison)]
+    if ehr:
+        from .ehr_feed import synthetic_ehr
+
+        events += synthetic_ehr(rng, run, ehr, base)
     rng.shuffle(events)
     return events
 
@@ -232,13 +245,12 @@ def split_total(total: int) -> tuple[int, int, int]:
 
 
 def events_from_file(path: Path) -> list[FeedEvent]:
-    """One message body per non-empty line, sent as-is, routed by ``schema``."""
-    events: list[FeedEvent] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        events.append(FeedEvent(event_key(line), line, "file", route(line)))
-    return events
+    """One message body per non-empty line, routed by ``schema``: sent as-is, except a line
+    that is a JSON string, sent as its decoded text (an HL7 v2 message keeps its ``\\r``)."""
+    from .ehr_feed import file_event
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [file_event(line) for line in lines if line.strip()]
 
 
 @dataclass

@@ -424,6 +424,30 @@ def failed_ids(payload: bytes, message_ids: list[str], report_failures: bool) ->
     return out
 
 
+class MappingTrace:
+    """What every event source mapping delivered, one JSON line per batch (ids, receive counts
+    and outcomes; never a body): which batch received a message, whether the invocation
+    succeeded, and whether the message was deleted or left in the queue. Lets a run that
+    cannot account for an event say which batch last had it and what became of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, separators=(",", ":"))
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self._lock:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
 class EsmPoller:
     """Drives one mapping: poll, batch, invoke, delete (thread; ``stop()`` ends it)."""
 
@@ -433,11 +457,14 @@ class EsmPoller:
         pool: FunctionPool,
         sqs_factory: Callable[[], Any],
         region: str,
+        *,
+        trace: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.mapping = mapping
         self._pool = pool
         self._sqs_factory = sqs_factory
         self._region = region
+        self._trace = trace
         self._stop = threading.Event()
         limit = min(mapping.max_concurrency or pool.max_containers, pool.max_containers)
         self.concurrency = max(1, limit)
@@ -531,6 +558,14 @@ class EsmPoller:
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         mapping = self.mapping
+        entry: dict[str, Any] = {
+            "received_at": time.time(),
+            "queue": mapping.queue_url.rsplit("/", 1)[-1],
+            "messages": [
+                [m["MessageId"], int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0))]
+                for m in messages
+            ],
+        }
         try:
             records = [sqs_record(m, mapping.queue_arn, self._region) for m in messages]
             result = self._pool.invoke({"Records": records})
@@ -546,17 +581,27 @@ class EsmPoller:
             )
             keep = set(ids) if failed is None else failed
             done = [m for m in messages if m["MessageId"] not in keep]
-            self._delete(done)
+            entry.update(invoked_ok=result.ok, error_type=result.error_type, kept=sorted(keep))
+            entry["delete_failed"] = self._delete(done)
             mapping.count(batches=1, deleted=len(done), failed_records=len(keep))
             mapping.last_result = "OK" if result.ok else "PROBLEM: function error"
         except Exception as exc:  # noqa: BLE001 - keep polling; the records come back
             # The type only: an exception message could quote a record.
             log.error("mapping %s: delivery failed (%s)", mapping.uuid, type(exc).__name__)
+            entry["delivery_error"] = type(exc).__name__
         finally:
             mapping.count(in_flight_batches=-1)
             self._slots.release()
+            if self._trace is not None:
+                entry["finished_at"] = time.time()
+                try:
+                    self._trace(entry)
+                except OSError:
+                    log.warning("mapping %s: trace not written", mapping.uuid)
 
-    def _delete(self, messages: list[dict[str, Any]]) -> None:
+    def _delete(self, messages: list[dict[str, Any]]) -> list[str]:
+        """DeleteMessageBatch in tens; the ids SQS did not delete."""
+        failed: list[str] = []
         for start in range(0, len(messages), _SQS_MAX_RECEIVE):
             chunk = messages[start : start + _SQS_MAX_RECEIVE]
             entries = [
@@ -568,11 +613,14 @@ class EsmPoller:
                 )
             except (ClientError, BotoCoreError) as exc:
                 log.warning("mapping %s: delete failed (%s)", self.mapping.uuid, type(exc).__name__)
+                failed.extend(m["MessageId"] for m in chunk)
                 continue
             if answer.get("Failed"):
                 log.warning(
                     "mapping %s: %d deletes failed", self.mapping.uuid, len(answer["Failed"])
                 )
+                failed.extend(chunk[int(f["Id"])]["MessageId"] for f in answer["Failed"])
+        return failed
 
 
 # -- schedules ---------------------------------------------------------------------------------

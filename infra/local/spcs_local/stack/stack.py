@@ -33,7 +33,7 @@ from typing import Any
 
 from .lambda_api import LocalLambdaApi
 from .resources import AwsClients, LocalResources, QueueInfo, create_resources, create_secret
-from .runner import EsmPoller, FunctionPool, Mapping, Scheduler
+from .runner import EsmPoller, FunctionPool, Mapping, MappingTrace, Scheduler
 from .template import FunctionDef, Template, TemplateError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class StackOptions:
     api_port: int | None = None  # None: no API server; 0: any free port
     warm_ner: bool = True  # load the emulator's NER dictionaries at start, not on first use
     warm_containers: bool = True  # one container per function at start (else: first invoke)
+    # One JSON line per delivered SQS batch in <log dir>/mappings.jsonl (ids, receive counts,
+    # outcome, deleted or kept: runner.MappingTrace).
+    trace_mappings: bool = False
     extra_environment: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
@@ -114,6 +117,7 @@ class LocalStack:
         self.mappings: list[Mapping] = []
         self.pollers: list[EsmPoller] = []
         self.schedulers: list[Scheduler] = []
+        self.mapping_trace: MappingTrace | None = None
         self.lambda_api: LocalLambdaApi | None = None
         self.api_server: Any = None
         self.environments: dict[str, dict[str, str]] = {}
@@ -182,9 +186,15 @@ class LocalStack:
                         enabled=event.enabled,
                     )
                 )
+        if opts.trace_mappings:
+            self.mapping_trace = MappingTrace(self.log_dir / "mappings.jsonl")
         for mapping in self.mappings:
             poller = EsmPoller(
-                mapping, self.pools[mapping.function_name], self._new_sqs_client, opts.region
+                mapping,
+                self.pools[mapping.function_name],
+                self._new_sqs_client,
+                opts.region,
+                trace=self.mapping_trace,
             )
             self.pollers.append(poller)
             poller.start()
@@ -497,6 +507,26 @@ class LocalStack:
                 attrs.get("ApproximateNumberOfMessagesDelayed", 0)
             )
             out[queue.name] = (visible, int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)))
+        return out
+
+    def queue_detail(self) -> dict[str, dict[str, int]]:
+        """Queue name -> ``{"visible", "delayed", "in_flight"}`` (SQS's approximate counts):
+        where a message that is in no table yet can be."""
+        assert self.resources is not None
+        sqs = self.client("sqs")
+        names = {
+            "visible": "ApproximateNumberOfMessages",
+            "delayed": "ApproximateNumberOfMessagesDelayed",
+            "in_flight": "ApproximateNumberOfMessagesNotVisible",
+        }
+        out: dict[str, dict[str, int]] = {}
+        for queue in self.resources.queues.values():
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=list(names.values())
+            )
+            out[queue.name] = {
+                key: int(attrs["Attributes"].get(name, 0)) for key, name in names.items()
+            }
         return out
 
     def endpoints(self) -> dict[str, Any]:

@@ -3,17 +3,35 @@
 Request models forbid unknown fields and bound every size (count of texts, characters, labels,
 image bytes), so a request is refused before any work is done. Every caller-supplied field is
 ``repr=False`` (a repr can end up in a debug line); validation errors are reported by field
-location and error type only (see ``app.py``), never with the offending value.
+location and error type only (see ``handlers.py``), never with the offending value.
+
+The document states every rule a request must meet, including those a validator checks across
+fields (``oneOf`` below: exactly one of ``text``/``texts``, of ``candidate_labels``/
+``label_set``) and those the services behind the API check: distinct, non-blank candidate labels,
+the columns and the filter grammar of the clinical-notes search service (``filters.py``). What
+JSON Schema cannot express is said in the descriptions: the total size of ``texts``, that an
+image must decode as its type within the registry's limits, and the registry's label sets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-from spcs_gateway.events import MAX_TEXT_CHARS, Identifier, InlineImage, Label, LabelSetName
+from spcs_gateway import events
+from spcs_gateway.api.filters import NOTE_COLUMNS, SEARCH_FILTER_SCHEMA_TYPE
+from spcs_gateway.events import MAX_TEXT_CHARS, Identifier, Label, LabelSetName
 
 # API Gateway stops waiting after 29 s: the bounded wait for a resuming service stays below it,
 # leaving room for the last attempt and the response.
@@ -26,8 +44,12 @@ MAX_SEARCH_QUERY_CHARS = 4_096
 MAX_SEARCH_LIMIT = 1_000
 MAX_SEARCH_COLUMNS = 32
 
+# Validated as an identifier (the search service is configurable); documented as the columns of
+# the clinical-notes service, which refuses any other (400 SEARCH_REJECTED).
 ColumnName = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$"),
+    WithJsonSchema({"type": "string", "enum": list(NOTE_COLUMNS)}),
 ]
 NoteText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 WaitSeconds = Annotated[
@@ -39,6 +61,46 @@ WaitSeconds = Annotated[
         f"(seconds, at most {MAX_WAIT_SECONDS:g}). 0 (the default) answers 503 at once.",
     ),
 ]
+
+
+def exactly_one(
+    first: str, second: str, *, only_first: tuple[str, ...] = ()
+) -> Callable[[dict[str, Any]], None]:
+    """The JSON Schema of a model whose validator wants exactly one of ``first`` and ``second``
+    (not null), and ``only_first`` fields only beside ``first``: ``oneOf`` two object schemas,
+    one per choice, with the other field null or absent."""
+
+    def rewrite(schema: dict[str, Any]) -> None:
+        properties: dict[str, Any] = schema.pop("properties")
+        required: list[str] = schema.pop("required", [])
+        schema.pop("additionalProperties", None)
+        branches = []
+        for chosen, other in ((first, second), (second, first)):
+            branch = dict(properties)
+            branch[chosen] = _not_null(properties[chosen])
+            branch[other] = {"type": "null"}
+            if chosen == second:
+                branch.update({name: {"type": "null"} for name in only_first})
+            branches.append(
+                {
+                    "type": "object",
+                    "properties": branch,
+                    "required": [*required, chosen],
+                    "additionalProperties": False,
+                }
+            )
+        schema["oneOf"] = branches
+
+    return rewrite
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``{"anyOf": [X, {"type": "null"}], ...}`` -> X with the field's title and description."""
+    choices = [c for c in schema.get("anyOf", []) if c != {"type": "null"}]
+    if len(choices) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**choices[0], **rest}
 
 
 class _Request(BaseModel):
@@ -97,6 +159,13 @@ class PersistTarget(_Request):
 
 
 class EntitiesRequest(_Request):
+    """Give `text` or `texts`, not both; `persist` only with `text`. All texts together hold
+    at most 400,000 characters."""
+
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one("text", "texts", only_first=("persist",))
+    )
+
     text: NoteText | None = Field(default=None, repr=False, description="One clinical note.")
     texts: list[NoteText] | None = Field(
         default=None,
@@ -156,13 +225,54 @@ class EntitiesResponse(_Response):
 # -- image classification --------------------------------------------------------------------
 
 
+# The model refuses a blank or repeated label (400 MODEL_REJECTED_INPUT): the document asks for
+# a character that is not white space (in Python's sense and in JavaScript's) and distinct labels.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+CandidateLabel = Annotated[
+    Label,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK}),
+]
+
+
+def _image_schema(schema: dict[str, Any]) -> None:
+    data = schema["properties"]["base64"]
+    # "byte" (RFC 4648 base64) rather than a pattern: Schemathesis 4 cannot generate a pattern
+    # under a maxLength this large, and the format says the same.
+    data.update(
+        format="byte",
+        contentEncoding="base64",
+        description="The image file, base64 (standard alphabet, padded). It must decode as "
+        "content_type within the image service's max_image_bytes and max_pixels (registry): "
+        "400 INVALID_IMAGE or 413 IMAGE_TOO_LARGE otherwise.",
+    )
+
+
+class InlineImage(events.InlineImage):
+    """An inline image: the file, base64, and its media type."""
+
+    model_config = ConfigDict(json_schema_extra=_image_schema)
+
+
 class ClassificationRequest(_Request):
+    """Give `candidate_labels` or `label_set`, not both."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one("candidate_labels", "label_set"))
+
     image: InlineImage = Field(repr=False)
-    candidate_labels: list[Label] | None = Field(
-        default=None, min_length=1, max_length=MAX_LABELS, repr=False
+    candidate_labels: list[CandidateLabel] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LABELS,
+        repr=False,
+        description="Distinct labels, at most the image service's max_candidate_labels "
+        f"(registry, default {MAX_LABELS}): 400 INVALID_EVENT beyond.",
+        json_schema_extra={"uniqueItems": True},
     )
     label_set: LabelSetName | None = Field(
-        default=None, repr=False, description="A named label set from the service registry."
+        default=None,
+        repr=False,
+        description="A label set of the image service's registry entry: 400 UNKNOWN_LABEL_SET "
+        "otherwise.",
     )
     wait_seconds: WaitSeconds | None = None
 
@@ -190,12 +300,20 @@ class ClassificationResponse(_Response):
 class SearchRequest(_Request):
     query: str = Field(min_length=1, max_length=MAX_SEARCH_QUERY_CHARS, repr=False)
     columns: list[ColumnName] | None = Field(
-        default=None, max_length=MAX_SEARCH_COLUMNS, repr=False, description="Columns to return."
+        default=None,
+        max_length=MAX_SEARCH_COLUMNS,
+        repr=False,
+        description="Columns to return; default: every column but NOTE_TEXT.",
     )
-    filter: dict[str, Any] | None = Field(
+    # Checked by Cortex Search (400 SEARCH_REJECTED); the document states its grammar.
+    filter: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(lambda value: value, json_schema_input_type=SEARCH_FILTER_SCHEMA_TYPE),
+    ] = Field(
         default=None,
         repr=False,
-        description='Cortex Search filter, e.g. {"@eq": {"DEPARTMENT": "cardiology"}}.',
+        description='A Cortex Search filter on the attribute columns, e.g. {"@eq": '
+        '{"DEPARTMENT": "cardiology"}}; {} or null: none.',
     )
     limit: int = Field(default=10, ge=1, le=MAX_SEARCH_LIMIT)
 

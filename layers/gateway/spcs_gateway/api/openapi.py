@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from spcs_gateway.api.app import API_TITLE, API_VERSION, create_api
+from spcs_gateway.api.app import API_TITLE, API_VERSION, build_resolver
 
 DESCRIPTION = (
     "On-demand access to the model services that run on Snowflake SPCS: entities in clinical "
@@ -51,7 +51,7 @@ def _drop_unused_schemas(document: dict[str, Any]) -> None:
 
 def openapi_document() -> str:
     """The document as JSON text (stable: sorted components, 2-space indent, final newline)."""
-    app = create_api(None, enable_swagger=False)
+    app = build_resolver(enable_swagger=False)
     raw = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION, description=DESCRIPTION)
     document: dict[str, Any] = json.loads(raw)
     _drop_unused_schemas(document)

@@ -1,18 +1,24 @@
-"""API error codes, their fixed messages, and the mapping from the gateway's error classes.
+"""API error codes, their fixed messages, the mapping from the gateway's error classes, and the
+error answer itself.
 
 An error body is ``{"error": {"code", "message", "request_id"}}``: the code is stable and
 machine-readable, the message is a fixed sentence chosen here. Nothing from the request, the
-model's answer or an exception message ever reaches it.
+model's answer or an exception message ever reaches it. ``request_id`` is the id of the request
+being answered, bound by the access log (``access_log.py``) for the duration of the request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
-from spcs_gateway.api.models import FieldError, ServiceBrief
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from spcs_gateway.api.models import ErrorDetail, ErrorResponse, FieldError, ServiceBrief
 from spcs_gateway.errors import ErrorCode, FailureKind, GatewayError
 
 
@@ -27,6 +33,14 @@ class ApiCode(StrEnum):
     SUSPEND_REFUSED = "SUSPEND_REFUSED"
     CONTROL_UNAVAILABLE = "CONTROL_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    INVALID_BODY_ENCODING = "INVALID_BODY_ENCODING"
+
+
+class BodyProblem(StrEnum):
+    """``reason`` of an ``INVALID_BODY_ENCODING`` answer."""
+
+    NOT_BASE64 = "NOT_BASE64"  # isBase64Encoded, but the body is not base64
+    NOT_UTF8 = "NOT_UTF8"  # the body's bytes are not UTF-8 (JSON is UTF-8)
 
 
 MESSAGES: dict[str, str] = {
@@ -38,6 +52,7 @@ MESSAGES: dict[str, str] = {
     ApiCode.SUSPEND_REFUSED: "The service was not suspended; see reason, or retry with force.",
     ApiCode.CONTROL_UNAVAILABLE: "The control plane could not be reached.",
     ApiCode.INTERNAL_ERROR: "An internal error occurred.",
+    ApiCode.INVALID_BODY_ENCODING: "The request body cannot be decoded; reason says why.",
     ErrorCode.SERVICE_UNAVAILABLE: "The model service is not ready; retry after Retry-After.",
     ErrorCode.THROTTLED: "The service is busy; retry after Retry-After.",
     ErrorCode.MODEL_REJECTED_INPUT: "The model service rejected the input.",
@@ -125,3 +140,45 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
         kind = str(err.get("type", "invalid"))
         out.append(FieldError(loc=safe, type=kind if _SAFE_LOC.match(kind) else "invalid"))
     return out
+
+
+# -- the answer --------------------------------------------------------------------------------
+
+_request_id: ContextVar[str] = ContextVar("spcs_gateway_api_request_id", default="")
+
+
+@contextmanager
+def request_id_bound(request_id: str) -> Iterator[None]:
+    """Error bodies built inside the block carry ``request_id``."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
+def current_request_id() -> str:
+    return _request_id.get() or "-"
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    body = ErrorResponse(
+        error=ErrorDetail(
+            code=error.code,
+            message=error.message,
+            request_id=current_request_id(),
+            errors=error.errors,
+            reason=error.reason,
+        ),
+        service=error.service,
+    )
+    return body.model_dump(mode="json", exclude_none=True)
+
+
+def error_response(error: ApiError) -> Response[dict[str, Any]]:
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body(error),
+        headers=error.headers,
+    )

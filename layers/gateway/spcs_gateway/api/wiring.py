@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from spcs_gateway.api.app import ApiResolver, create_api
+from spcs_gateway.api.app import create_api
 from spcs_gateway.api.ports import ApiDeps
 from spcs_gateway.api.search import (
     CORTEX_SEARCH_SERVICE_ENV,
@@ -30,7 +30,8 @@ from spcs_gateway.registry import Registry, ServiceConfig, Task, load_registry
 
 if TYPE_CHECKING:
     import httpx
-    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 NER_SERVICE_ENV = "API_NER_SERVICE"
 IMAGE_SERVICE_ENV = "API_IMAGE_SERVICE"
@@ -106,14 +107,11 @@ def build_api(
     *,
     deps: ApiDeps | None = None,
     logger: Logger | None = None,
-    metrics: Metrics | None = None,
-) -> ApiResolver:
-    """The container's API (``functions/api/app.py`` calls this once, at module level)."""
+) -> APIGatewayRestResolver:
+    """The container's API (``functions/api/app.py`` calls this once, at module level; its
+    handler wraps ``resolve`` in ``access_log.access_log``)."""
     from spcs_gateway import observability
 
-    logger = logger or observability.get_logger()
     return create_api(
-        deps or build_dependencies(environ),
-        logger=logger,
-        metrics=metrics or observability.get_metrics(),
+        deps or build_dependencies(environ), logger=logger or observability.get_logger()
     )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spcs_gateway.control.plane import ControlPlane
 from spcs_gateway.control.results import ControlCode, UnknownServiceError
+from spcs_gateway.control_client import action_allowed
 
 
 class ControlRequest(BaseModel):
@@ -48,7 +49,11 @@ def handle_control_event(
 ) -> dict[str, Any]:
     """Dispatch one control-function event. ``ensure_ready`` waits for READY as long as the
     invocation has time left (minus ``CONTROL_BUDGET_MARGIN_SECONDS``); without a Lambda
-    context it issues the resume and returns."""
+    context it issues the resume and returns. Through the routers' ensure-ready alias only
+    ``ensure_ready`` is served: a router's role cannot suspend, reconcile or read status."""
+    action = None if is_schedule_event(event) else event.get("action")
+    if not action_allowed(context, action if isinstance(action, str) else "?"):
+        return {"ok": False, "code": ControlCode.ACTION_NOT_ALLOWED.value}
     if is_schedule_event(event):
         return {"ok": True, "action": "reconcile", **control.reconcile().as_dict()}
     try:

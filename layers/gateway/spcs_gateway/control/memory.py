@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from spcs_gateway import adaptive
 from spcs_gateway.control.memory_spcs import MemorySpcsServices
 from spcs_gateway.queues import MappingState, QueueDepth
 from spcs_gateway.service_record import ServiceRecord, can_take_lease, counter_day
@@ -183,6 +184,18 @@ class MemoryStateStore:
             live = r.on_demand_expires_at is not None and r.on_demand_expires_at > now
             count = r.on_demand_in_flight + 1 if live else 1
             self._write(name, on_demand_in_flight=count, on_demand_expires_at=now + ttl)
+
+    def save_idle_model(
+        self, name: str, model: adaptive.IdleModel, previous: adaptive.IdleModel | None
+    ) -> bool:
+        with self._lock:
+            current = self._records.get(name, ServiceRecord(name)).idle_model
+            stored = None if current is None else adaptive.encode(current)
+            if stored != (None if previous is None else adaptive.encode(previous)):
+                return False
+            # Stored as DynamoDB would return it (the encoded form, read back).
+            self._write(name, idle_model=adaptive.decode(adaptive.encode(model)))
+            return True
 
     def end_on_demand(self, name: str) -> bool:
         with self._lock:

@@ -30,6 +30,7 @@ from typing import Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spcs_gateway.adaptive import IdleModel
 from spcs_gateway.aws_errors import aws_error_code
 from spcs_gateway.clock import Clock, Sleep
 from spcs_gateway.errors import GatewayError
@@ -78,6 +79,8 @@ class StateStore(Protocol):
     def record_suspend(self, name: str, now: datetime) -> None: ...
 
     def set_mappings_paused(self, name: str, paused: bool) -> None: ...
+
+    def save_idle_model(self, name: str, model: IdleModel, previous: IdleModel | None) -> bool: ...
 
 
 class SpcsServices(Protocol):

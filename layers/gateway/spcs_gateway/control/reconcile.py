@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from spcs_gateway.control.context import ControlContext
+from spcs_gateway.control.learning import learn_arrival, learn_round
 from spcs_gateway.control.pools import reconcile_pools
 from spcs_gateway.control.ports import CALL_ERRORS, call_error_code
 from spcs_gateway.control.results import Outcome, ReconcileReport, ServiceRound
 from spcs_gateway.control.resume import finish_resume, start_resume
-from spcs_gateway.lifecycle import Action, Decision, decide_service
+from spcs_gateway.lifecycle import Action, Decision, Reason, decide_service
 from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.service_record import ServiceRecord
 from spcs_gateway.status import ServiceObservation, ServiceStatus
@@ -46,7 +47,8 @@ def reconcile(ctx: ControlContext) -> ReconcileReport:
         observed = observations.get(config.name)
         if observed is None:
             continue
-        record = records[config.name]
+        record = learn_round(ctx, config, before[config.name], records[config.name], observed, now)
+        records[config.name] = record
         backlog = ctx.work_for(config, record, now)
         decision = decide_service(config, record, observed, backlog, now, ctx.settings.policy)
         decisions[config.name] = decision
@@ -114,9 +116,18 @@ def _execute(
     decision: Decision,
 ) -> Outcome:
     if decision.action is Action.RESUME:
-        started = start_resume(ctx, config, ctx.new_owner(), decision.reason)
+        # A pre-resume ahead of a predicted arrival: nothing waits, so the mappings stay
+        # enabled and the lease is released at once (a caller arriving while it starts
+        # waits for READY through ensure_ready like any other).
+        predicted = decision.reason is Reason.PREDICTED_ARRIVAL
+        owner = ctx.new_owner()
+        started = start_resume(ctx, config, owner, decision.reason, pause=not predicted)
         if started is None:
             return Outcome.IN_PROGRESS
+        if started and predicted:
+            ctx.store.release_lease(config.name, owner)
+        elif started:
+            learn_arrival(ctx, config, ctx.clock())
         return Outcome.RESUMED if started else Outcome.SKIPPED
     if decision.action is Action.SUSPEND:
         ctx.services.suspend(config.service)

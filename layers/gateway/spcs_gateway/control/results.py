@@ -52,6 +52,8 @@ class ControlCode(StrEnum):
     RESUME_IN_PROGRESS = "RESUME_IN_PROGRESS"
     SERVICE_FAILED = "SERVICE_FAILED"
     INVALID_REQUEST = "INVALID_REQUEST"
+    # The action is not allowed through the alias it came in on (routers may only ensure_ready).
+    ACTION_NOT_ALLOWED = "ACTION_NOT_ALLOWED"
 
 
 class SuspendTrigger(StrEnum):

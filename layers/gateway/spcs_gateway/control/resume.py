@@ -22,6 +22,7 @@ import contextlib
 from datetime import timedelta
 
 from spcs_gateway.control.context import ControlContext
+from spcs_gateway.control.learning import learn_arrival, learn_resume
 from spcs_gateway.control.pools import resume_pool_if_suspended
 from spcs_gateway.control.ports import CALL_ERRORS, call_error_code
 from spcs_gateway.control.results import ControlCode, ControlResult, Outcome
@@ -32,10 +33,11 @@ from spcs_gateway.status import ServiceObservation, ServiceStatus
 
 
 def start_resume(
-    ctx: ControlContext, config: ServiceConfig, owner: str, reason: str
+    ctx: ControlContext, config: ServiceConfig, owner: str, reason: str, *, pause: bool = True
 ) -> bool | None:
-    """Steps 1-4. None: another caller holds the lease. False: the service was no longer
-    SUSPENDED under the lease (nothing issued, lease released)."""
+    """Steps 1-4 (step 3 only with ``pause``: a pre-resume has no waiting messages). None:
+    another caller holds the lease. False: the service was no longer SUSPENDED under the
+    lease (nothing issued, lease released)."""
     name = config.name
     now = ctx.clock()
     if not ctx.store.try_acquire_lease(name, owner, now, ctx.settings.lease_ttl):
@@ -46,8 +48,9 @@ def start_resume(
             ctx.store.release_lease(name, owner)
             return False
         resume_pool_if_suspended(ctx, config, now, reason)
-        ctx.store.set_mappings_paused(name, True)
-        ctx.mappings.pause(config.queues)
+        if pause:
+            ctx.store.set_mappings_paused(name, True)
+            ctx.mappings.pause(config.queues)
         ctx.services.resume(config.service)
     except BaseException:
         # Nothing was resumed: undo what we can; what we cannot, reconcile heals (a stale
@@ -105,7 +108,7 @@ def _ensure_ready(ctx: ControlContext, config: ServiceConfig, budget_s: float) -
     demand = Backlog(on_demand_in_flight=1)
     owner: str | None = None
     resumed = False
-    renewed_at = ctx.clock()
+    renewed_at = renewed_from = ctx.clock()
     obs: ServiceObservation | None = None
     decision: Decision | None = None
     try:
@@ -116,6 +119,8 @@ def _ensure_ready(ctx: ControlContext, config: ServiceConfig, budget_s: float) -
             decision = decide_service(config, record, obs, demand, now, ctx.settings.policy)
             if obs.ready:
                 finish_resume(ctx, config, record, owner=owner, observation=obs)
+                if resumed:
+                    learn_resume(ctx, config, (now - renewed_from).total_seconds())
                 return _result(name, Outcome.READY, obs, decision, resumed)
             if decision.action is Action.RESUME:
                 owner = ctx.new_owner()
@@ -123,7 +128,8 @@ def _ensure_ready(ctx: ControlContext, config: ServiceConfig, budget_s: float) -
                 if started is None:
                     return _result(name, Outcome.IN_PROGRESS, obs, decision, resumed)
                 if started:
-                    resumed, renewed_at = True, now
+                    resumed, renewed_at, renewed_from = True, now, now
+                    learn_arrival(ctx, config, now)
                 else:
                     owner = None
             elif decision.action is Action.WAIT:
