@@ -3,7 +3,7 @@
 -- SNOWFLAKE database role USAGE_VIEWER) and SELECT on the results table.
 --
 -- Source: SNOWFLAKE.ACCOUNT_USAGE.SNOWPARK_CONTAINER_SERVICES_HISTORY (documented; hourly credits
--- per compute pool, up to 3 hours behind). The seed guide's
+-- per compute pool, up to 3 hours behind). A commonly quoted query,
 --   SELECT * FROM TABLE(INFORMATION_SCHEMA.COMPUTE_POOL_USAGE_HISTORY(
 --     COMPUTE_POOL_NAME => 'ML_INFERENCE_POOL', START_TIME => DATEADD(DAY, -7, CURRENT_TIMESTAMP())));
 -- names a table function found in no Snowflake reference page; try it if you prefer fresher data,

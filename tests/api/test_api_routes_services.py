@@ -11,7 +11,7 @@ from spcs_gateway.lifecycle import ServiceStatus
 
 
 def view(name: str, service: str, **extra: Any) -> dict[str, Any]:
-    """A ``control.ServiceStatusView.as_dict()`` document."""
+    """A ``control.ServiceOverview.as_dict()`` document."""
     doc: dict[str, Any] = {
         "name": name,
         "service": service,

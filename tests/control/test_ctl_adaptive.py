@@ -326,3 +326,36 @@ def test_encoding_round_trips_and_stays_small() -> None:
     assert again.plan == model.plan
     assert adaptive.decode("not json") is None
     assert adaptive.decode(None) is None
+
+
+def test_the_first_resume_moves_an_arrival_anchor_back_to_the_real_ready_instant() -> None:
+    # A caller finds a never-seen service asleep: the next idle period is anchored at
+    # "arrival + R" with the default R. Once the resume is seen ready after 2 s, the anchor is
+    # the ready instant, or the service would be held up for the default R after every call.
+    at = 1_000_000.0
+    model = adaptive.observe_arrival(adaptive.IdleModel(), at)
+    assert model.last == at + adaptive.DEFAULT_RESUME_S
+    model = adaptive.observe_resume(model, 2.0, at + 2.0)
+    assert model.last == at + 2.0
+    assert model.resume_s() == 2.0
+    # Once R is learned, an arrival's anchor uses it and a later resume leaves it alone.
+    again = adaptive.observe_arrival(model, at + 3_600.0)
+    assert again.last == at + 3_602.0
+    assert adaptive.observe_resume(again, 5.0, at + 3_601.0).last == at + 3_602.0
+
+
+def test_a_guessed_anchor_in_the_future_gives_way_to_what_happened() -> None:
+    # An arrival anchored the idle period at "arrival + default R" (180 s) but the service was
+    # ready after 2 s and worked once: the keep-alive counts from that work, not the guess.
+    model = adaptive.observe_arrival(adaptive.IdleModel(resumes=(3,)), T0.timestamp() + 500)
+    assert model.last == T0.timestamp() + 503
+    rec = ServiceRecord(
+        "ner",
+        status=ServiceStatus.RUNNING,
+        resumed_at=T0,
+        last_activity=T0 + timedelta(seconds=2),
+        idle_model=replace(model, last=T0.timestamp() + 180),
+    )
+    config = svc(idle_seconds=3)  # keep-alive bounded at 3 s
+    assert decide(rec, T0 + timedelta(seconds=4), config=config).reason is Reason.KEEP_ALIVE
+    assert decide(rec, T0 + timedelta(seconds=6), config=config).action is Action.SUSPEND

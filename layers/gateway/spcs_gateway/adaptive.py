@@ -154,11 +154,18 @@ def observe_activity(
     return replace(add_continuation(model), last=activity)
 
 
-def observe_resume(model: IdleModel, seconds: float) -> IdleModel:
-    """A resume took ``seconds`` from RESUME to READY."""
+def observe_resume(model: IdleModel, seconds: float, ready_at: float | None = None) -> IdleModel:
+    """A resume took ``seconds`` from RESUME to READY (at ``ready_at``). An arrival seen while
+    the service slept anchored the next idle period at "arrival + R"; while R is still the
+    default (no resume seen yet), that anchor is moved back to the real ready instant, or the
+    first call would hold the service up for the default R."""
     if seconds <= 0:
         return model
-    return replace(model, resumes=(*model.resumes, round(seconds))[-RESUME_SAMPLES:])
+    guessed = not model.resumes  # the anchor used the default R, not a learned one
+    model = replace(model, resumes=(*model.resumes, round(seconds))[-RESUME_SAMPLES:])
+    if guessed and ready_at is not None and model.last is not None and model.last > ready_at:
+        model = replace(model, last=ready_at)
+    return model
 
 
 def replan(model: IdleModel, bounds: Bounds, *, force: bool = False) -> IdleModel:

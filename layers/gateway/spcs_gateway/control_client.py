@@ -16,7 +16,7 @@ EventBridge scheduled event (``source: aws.events``)   reconcile: ``{"ok", "acti
                                                        (InvocationType=Event): nobody reads it
 ``{"action": "suspend", "service": ..., "force": b}``  ``ControlResult`` (RequestResponse)
 ``{"action": "status"}`` (optional ``"services"``)    ``{"ok", "action": "status",
-                                                       "services": [ServiceStatusView...]}``
+                                                       "services": [ServiceOverview...]}``
 anything else                                          ``{"ok": false, "code": "INVALID_REQUEST",
                                                        "fields": [...]}``
 =====================================================  ============================================

@@ -258,13 +258,18 @@ def keep_alive_bounds(config: ServiceConfig) -> adaptive.Bounds:
     )
 
 
-def _anchor(state: ServiceRecord) -> datetime | None:
+def _anchor(state: ServiceRecord, now: datetime) -> datetime | None:
     """Start of the idle period for the adaptive plan: the last activity (or, for a service
-    never seen working, the record's own idle start). A pre-resume is not activity."""
+    never seen working, the record's own idle start). A pre-resume is not activity. An anchor
+    still in the future is a guess (an arrival plus the expected resume time) that what
+    happened since overrides: the last activity or resume, whichever is later."""
     model = state.idle_model
     if model is None or model.last is None:
         return state.idle_since()
     last = datetime.fromtimestamp(model.last, tz=UTC)
+    if last > now:
+        marks = [t for t in (state.last_activity, state.resumed_at) if t is not None]
+        return max(marks) if marks else now
     return max(last, state.last_activity) if state.last_activity else last
 
 
@@ -272,7 +277,7 @@ def _adaptive_gate(
     config: ServiceConfig, state: ServiceRecord, now: datetime, policy: LifecyclePolicy
 ) -> tuple[Reason, datetime | None]:
     plan = adaptive.current_plan(state.idle_model, keep_alive_bounds(config))
-    anchor = _anchor(state) or now
+    anchor = _anchor(state, now) or now
     until = adaptive.hold_until(plan, anchor.timestamp(), now.timestamp())
     eligible_at = datetime.fromtimestamp(until, tz=UTC) if until is not None else now
     uptime_at = None
@@ -305,7 +310,7 @@ def _resume_reason(
         return Reason.WARM_WINDOW
     if config.policy == "adaptive" and state is not None and state.idle_model is not None:
         model = state.idle_model
-        anchor = _anchor(state)
+        anchor = _anchor(state, now)
         plan = adaptive.current_plan(model, keep_alive_bounds(config))
         resumed = state.resumed_at.timestamp() if state.resumed_at else None
         if anchor is not None and adaptive.pre_resume_due(

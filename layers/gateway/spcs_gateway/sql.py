@@ -154,7 +154,7 @@ class SnowflakeSql:
         error_code: ErrorCode = ErrorCode.DEPENDENCY_ERROR,
     ) -> list[dict[str, Any]]:
         """Run one statement; rows as dicts keyed by lower-case column name (``SHOW`` output,
-        ``service_control.QueryRunner``). Same session reuse, retry and error rules as
+        ``spcs_services.QueryRunner``). Same session reuse, retry and error rules as
         ``execute``."""
         from snowflake.connector import DictCursor
         from snowflake.connector import errors as sf_errors

@@ -13,6 +13,9 @@
   everything on success. A failed record stays in the queue until its visibility timeout
   lapses (the router may have shortened it); after ``maxReceiveCount`` receives SQS (moto,
   on the next receive) moves it to the DLQ.
+- ``MappingTrace``: optionally, one JSON line per delivered batch (message ids, receive counts,
+  invocation outcome, deleted or kept; never a body), so a message that went missing can be
+  followed (``StackOptions.trace_mappings``; the chaos run turns it on).
 - ``Scheduler``: the function's Schedule events, as EventBridge Scheduled Events, every
   ``schedule_seconds`` (a demo runs the control round far more often than every minute).
 """

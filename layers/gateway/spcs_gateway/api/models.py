@@ -327,7 +327,7 @@ class SearchResponse(_Response):
 
 
 class ServiceStatusView(_Response):
-    """The control plane's view of one managed service (``control.ServiceStatusView``)."""
+    """The control plane's view of one managed service (``control.ServiceOverview``)."""
 
     name: str
     service: str = Field(description="Fully qualified Snowflake service name.")

@@ -37,7 +37,7 @@ class ControlClient(ReadyRequester, Protocol):
         ``code``, while work is queued or an on-demand call is in flight, unless ``force``)."""
 
     def status(self) -> Sequence[Mapping[str, Any]]:
-        """One ``control.ServiceStatusView`` (as JSON) per managed service."""
+        """One ``control.ServiceOverview`` (as JSON) per managed service."""
 
 
 class StateStore(Protocol):

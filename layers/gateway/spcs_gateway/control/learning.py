@@ -68,17 +68,26 @@ def learn_round(
     """What one round saw: the latest activity, and a resume that became ready since the last
     look (``before``: the record as the previous look left it)."""
     looked_at = _ts(before.observed_at)
-    starting = before.status is ServiceStatus.PENDING or (
-        before.status is ServiceStatus.RUNNING and not before.ready
-    )
     resumed_at = record.resumed_at
+    # Starting at the last look, or resumed since it (a resume shorter than a round is READY
+    # at the very next look, which never saw it PENDING).
+    starting = (
+        before.status is ServiceStatus.PENDING
+        or (before.status is ServiceStatus.RUNNING and not before.ready)
+        or (
+            resumed_at is not None
+            and (before.observed_at is None or resumed_at >= before.observed_at)
+        )
+    )
 
     def change(model: adaptive.IdleModel) -> adaptive.IdleModel:
         model = adaptive.observe_activity(model, _ts(record.last_activity), looked_at)
         if obs.ready and starting and resumed_at is not None:
             # First seen ready now: an upper bound (at most a round long), so a pre-resume
             # planned from it is ready early rather than late.
-            model = adaptive.observe_resume(model, (now - resumed_at).total_seconds())
+            model = adaptive.observe_resume(
+                model, (now - resumed_at).total_seconds(), now.timestamp()
+            )
         return model
 
     return learn(ctx, config, record, change)
@@ -90,11 +99,14 @@ def learn_arrival(ctx: ControlContext, config: ServiceConfig, at: datetime) -> N
         learn(ctx, config, ctx.store.get(config.name), _arrival(at.timestamp()))
 
 
-def learn_resume(ctx: ControlContext, config: ServiceConfig, seconds: float) -> None:
-    """A resume this process issued became ready after ``seconds``."""
+def learn_resume(
+    ctx: ControlContext, config: ServiceConfig, seconds: float, ready_at: datetime
+) -> None:
+    """A resume this process issued became ready after ``seconds``, at ``ready_at``."""
     if config.policy == "adaptive":
         record = ctx.store.get(config.name)
-        learn(ctx, config, record, lambda m: adaptive.observe_resume(m, seconds))
+        at = ready_at.timestamp()
+        learn(ctx, config, record, lambda m: adaptive.observe_resume(m, seconds, at))
 
 
 def _arrival(at: float) -> Change:

@@ -120,7 +120,7 @@ def _ensure_ready(ctx: ControlContext, config: ServiceConfig, budget_s: float) -
             if obs.ready:
                 finish_resume(ctx, config, record, owner=owner, observation=obs)
                 if resumed:
-                    learn_resume(ctx, config, (now - renewed_from).total_seconds())
+                    learn_resume(ctx, config, (now - renewed_from).total_seconds(), now)
                 return _result(name, Outcome.READY, obs, decision, resumed)
             if decision.action is Action.RESUME:
                 owner = ctx.new_owner()
