@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from spcs_gateway.api.ports import Search  # the API's Cortex Search port, shared
 from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.spcs_client import InferenceInput, RowResult
+
+__all__ = ["Inference", "Results", "Search", "Sql", "Tokens"]
 
 
 class Sql(Protocol):
@@ -18,17 +21,6 @@ class Inference(Protocol):
     def infer(
         self, service: ServiceConfig, inputs: Sequence[InferenceInput]
     ) -> list[RowResult]: ...
-
-
-class Search(Protocol):
-    def query(
-        self,
-        query: str,
-        *,
-        columns: list[str] | None = None,
-        filter: dict[str, Any] | None = None,
-        limit: int = 10,
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
 class Results(Protocol):
