@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spcs_gateway.aws_errors import aws_error_code
 from spcs_gateway.errors import ErrorCode, TransientError
 from spcs_gateway.registry import ServiceConfig
 
@@ -86,12 +87,6 @@ def action_allowed(context: Any, action: str | None) -> bool:
 
 class ControlClientError(TransientError):
     """The control function could not be invoked or failed; the detail holds codes only."""
-
-
-def _aws_code(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
 
 
 class LambdaControlClient:
@@ -169,7 +164,7 @@ class LambdaControlClient:
             )
         except (ClientError, BotoCoreError) as exc:
             raise ControlClientError(
-                ErrorCode.DEPENDENCY_ERROR, f"control invoke failed ({_aws_code(exc)})"
+                ErrorCode.DEPENDENCY_ERROR, f"control invoke failed ({aws_error_code(exc)})"
             ) from None
         if response.get("FunctionError"):
             raise ControlClientError(ErrorCode.DEPENDENCY_ERROR, "control function error")

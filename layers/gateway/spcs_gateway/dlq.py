@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spcs_gateway.aws_errors import aws_error_code
 from spcs_gateway.errors import ConfigurationError, ErrorCode, TransientError
 
 if TYPE_CHECKING:
@@ -37,12 +38,6 @@ SOURCE_QUEUE_URL_ENV = "SOURCE_QUEUE_URL"
 _SQS_BATCH_MAX = 10
 
 DlqResolver = Callable[[str], str]
-
-
-def _aws_code(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
 
 
 def _split_arn(arn: str) -> tuple[str, str]:
@@ -122,7 +117,7 @@ class DeadLetters:
             ]
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(
-                ErrorCode.DEPENDENCY_ERROR, f"GetQueueUrl failed ({_aws_code(exc)})"
+                ErrorCode.DEPENDENCY_ERROR, f"GetQueueUrl failed ({aws_error_code(exc)})"
             ) from None
 
     def _dlq_from_redrive_policy(self, record: SQSRecord) -> str:
@@ -135,7 +130,7 @@ class DeadLetters:
             )
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(
-                ErrorCode.DEPENDENCY_ERROR, f"GetQueueAttributes failed ({_aws_code(exc)})"
+                ErrorCode.DEPENDENCY_ERROR, f"GetQueueAttributes failed ({aws_error_code(exc)})"
             ) from None
         try:
             target = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"]
@@ -166,7 +161,7 @@ class DeadLetters:
             self._client().send_message(**params)
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(
-                ErrorCode.DEPENDENCY_ERROR, f"DLQ SendMessage failed ({_aws_code(exc)})"
+                ErrorCode.DEPENDENCY_ERROR, f"DLQ SendMessage failed ({aws_error_code(exc)})"
             ) from None
 
     # -- visibility ----------------------------------------------------------------------------

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spcs_gateway.api.models import MAX_WAIT_SECONDS
 from spcs_gateway.api.ports import Inference, ReadyRequester, StateStore
+from spcs_gateway.clock import utc_now
 from spcs_gateway.errors import ErrorCode, FailureKind, ServiceUnavailableError
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import ServiceConfig
@@ -77,10 +78,6 @@ def _unavailable(result: RowResult) -> bool:
     return result.error is not None and result.error.kind is FailureKind.UNAVAILABLE
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OnDemandInference:
     def __init__(
         self,
@@ -92,7 +89,7 @@ class OnDemandInference:
         logger: Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._spcs = spcs
         self._control = control
