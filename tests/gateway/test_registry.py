@@ -64,7 +64,6 @@ def test_valid_document_defaults_and_derived_values() -> None:
     assert clip.url == "https://def456-myorg-myacct.snowflakecomputing.app"  # trailing / dropped
     assert ner.ingress_host == "abc123-myorg-myacct.snowflakecomputing.app"
     assert reg.snowflake.token_url == "https://myorg-myacct.snowflakecomputing.com/oauth/token"
-    assert reg.by_fqn("pediatric_ml.models.biomedclip_service") is clip
     with pytest.raises(KeyError):
         reg.service("nope")
 

@@ -439,10 +439,6 @@ class Registry(_Strict):
             return default
         return conf.suspend_when_idle
 
-    def by_fqn(self, fqn: str) -> ServiceConfig | None:
-        wanted = fqn.upper()
-        return next((s for s in self.services if s.service.upper() == wanted), None)
-
 
 def parse_registry(document: str | bytes | dict[str, Any]) -> Registry:
     """Validate a registry document. Errors name the failing fields and never echo values."""
