@@ -33,8 +33,8 @@ from spcs_gateway.api.search import CORTEX_SEARCH_SERVICE_ENV, SearchService
 from spcs_gateway.control_client import CONTROL_FUNCTION_ENV, ENSURE_READY_QUALIFIER
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import Registry, parse_registry
-from spcs_gateway.service_control import ServiceObservation
 from spcs_gateway.service_state import KEY_ATTRIBUTE, SERVICE_STATE_TABLE_ENV
+from spcs_gateway.status import ServiceObservation
 
 ACCOUNT = "123456789012"
 STAGE = "prod"

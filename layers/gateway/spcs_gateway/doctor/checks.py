@@ -19,8 +19,8 @@ from spcs_gateway.registry import (
     ServiceConfig,
     Task,
 )
-from spcs_gateway.service_control import checked_identifier
 from spcs_gateway.spcs_client import InferenceInput
+from spcs_gateway.spcs_services import checked_identifier
 
 # -- the doctor ------------------------------------------------------------------------------
 
