@@ -20,16 +20,22 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from spcs_gateway.model_signature import (
+    DEFAULT_SIGNATURES as DEFAULT_SIGNATURES,
+)
+from spcs_gateway.model_signature import (
+    INGRESS_REQUEST_TIMEOUT_S as INGRESS_REQUEST_TIMEOUT_S,
+)
+from spcs_gateway.model_signature import TASK_INPUTS as TASK_INPUTS
+from spcs_gateway.model_signature import Signature as Signature
+from spcs_gateway.model_signature import StrictModel as _Strict
+from spcs_gateway.model_signature import Task as Task
 
 REGISTRY_ENV = "SPCS_GATEWAY_REGISTRY"
 REGISTRY_FILE_ENV = "SPCS_GATEWAY_REGISTRY_FILE"
 REGISTRY_PARAM_ENV = "SPCS_GATEWAY_REGISTRY_PARAM"
-
-
-class Task(StrEnum):
-    TOKEN_CLASSIFICATION = "token-classification"  # noqa: S105 (a task name, not a secret)
-    ZERO_SHOT_IMAGE_CLASSIFICATION = "zero-shot-image-classification"
 
 
 def validate_cron(expr: str) -> None:
@@ -67,104 +73,6 @@ def check_endpoint_url(url: str, *, allow_http_loopback: bool) -> str:
             return url.rstrip("/")
         raise ValueError("http:// is accepted only for loopback hosts with allow_http_loopback")
     raise ValueError("must be an https:// URL with a host")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# Ingress limits (Snowflake: a request times out after about 60 s; idle connections close
-# after 90 s). A longer client timeout would only wait for an answer that cannot come.
-INGRESS_REQUEST_TIMEOUT_S = 60.0
-
-
-class FeatureSpec(_Strict):
-    """One input or output column, as snowflake-ml's ``FeatureSpec.to_dict()`` writes it."""
-
-    name: str = Field(min_length=1, max_length=255)
-    type: str = Field(default="STRING", pattern=r"^[A-Z0-9_]+$")
-    nullable: bool = True
-    shape: list[int] | None = None
-
-
-class FeatureGroupSpec(_Strict):
-    """A group of columns (e.g. a list of ``{label, score}``), ``FeatureGroupSpec.to_dict()``."""
-
-    name: str = Field(min_length=1, max_length=255)
-    specs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
-    shape: list[int] | None = None
-
-
-class ParamSpec(_Strict):
-    """A method parameter (``ParamSpec.to_dict()``): sent as a column after the inputs."""
-
-    name: str = Field(min_length=1, max_length=255)
-    dtype: str = Field(pattern=r"^[A-Z0-9_]+$")
-    default_value: Any = None
-    shape: list[int] | None = None
-
-
-class Signature(_Strict):
-    """A model method's signature in the form the Model Registry stores (``model_spec``)."""
-
-    inputs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
-    outputs: list[FeatureSpec | FeatureGroupSpec] = Field(min_length=1)
-    params: list[ParamSpec] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Signature:
-        names = [f.name.lower() for f in [*self.inputs, *self.params]]
-        if len(names) != len(set(names)):
-            raise ValueError("input and parameter names must be unique (case-insensitive)")
-        return self
-
-
-def _string_list(name: str) -> FeatureSpec:
-    return FeatureSpec(name=name, type="STRING", shape=[-1])
-
-
-# Signatures snowflake-ml-python infers for Hugging Face pipelines of each task (its
-# ``_signatures/utils.py``, 1.38 and later): the defaults when the registry names none.
-DEFAULT_SIGNATURES: dict[Task, Signature] = {
-    Task.TOKEN_CLASSIFICATION: Signature(
-        inputs=[FeatureSpec(name="inputs")],
-        outputs=[
-            FeatureGroupSpec(
-                name="outputs",
-                specs=[
-                    FeatureSpec(name="word"),
-                    FeatureSpec(name="score", type="DOUBLE"),
-                    FeatureSpec(name="entity"),
-                    FeatureSpec(name="index", type="INT64"),
-                    FeatureSpec(name="start", type="INT64"),
-                    FeatureSpec(name="end", type="INT64"),
-                ],
-                shape=[-1],
-            )
-        ],
-    ),
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: Signature(
-        inputs=[FeatureSpec(name="images", type="BYTES"), _string_list("candidate_labels")],
-        outputs=[
-            FeatureGroupSpec(
-                name="labels",
-                specs=[FeatureSpec(name="label"), FeatureSpec(name="score", type="DOUBLE")],
-                shape=[-1],
-            )
-        ],
-        params=[
-            ParamSpec(
-                name="hypothesis_template", dtype="STRING", default_value="This is a photo of {}."
-            ),
-            ParamSpec(name="timeout", dtype="DOUBLE", default_value=None),
-        ],
-    ),
-}
-# What the gateway puts in each input column, per task, in this order.
-TASK_INPUTS: dict[Task, tuple[str, ...]] = {
-    Task.TOKEN_CLASSIFICATION: ("text",),
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: ("image bytes", "candidate labels"),
-}
 
 
 class AuthMode(StrEnum):

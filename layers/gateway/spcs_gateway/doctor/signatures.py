@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spcs_gateway.doctor.report import _norm
-from spcs_gateway.registry import (
+from spcs_gateway.model_signature import (
     FeatureGroupSpec,
     FeatureSpec,
     Signature,
