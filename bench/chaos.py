@@ -56,6 +56,7 @@ Local settings (flags change them; template parameters are passed as ``sam deplo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.chaos_accounting import (
     FAULT_KINDS,
@@ -79,11 +80,20 @@ from bench.chaos_accounting import (
     verdict,
 )
 
+if TYPE_CHECKING:
+    from spcs_local.stack.runner import Scheduler
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS = RESULTS_DIR / "chaos.json"
 NER, CLIP = "biobert_ner", "biomedclip"
 _CHUNK = 20  # events per send round (SendMessageBatch of up to 10 per queue)
 _SUSPEND_ATTEMPTS = 3
+
+
+def _advanced(schedule: Scheduler, rounds: int) -> bool:
+    return schedule.rounds > rounds
+
+
 _POLL_S = 1.0  # the monitor's sampling period
 _DRAINED_CHECKS = 3  # consecutive samples with empty source queues before the final count
 FAULT_BODY = "503=0.05,429=0.02,drop=0.01,latency_ms=200,latency_p=0.1"
@@ -421,7 +431,7 @@ class ChaosRun:
         schedule = self.stack.schedulers[0]
         for _ in range(_SUSPEND_ATTEMPTS):
             rounds = schedule.rounds
-            if not self._until(lambda n=rounds: schedule.rounds > n):
+            if not self._until(functools.partial(_advanced, schedule, rounds)):
                 return
             with self._sql_lock:
                 self.stack.sql().execute(f"ALTER SERVICE {self.ner_fqn} SUSPEND")

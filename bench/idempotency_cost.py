@@ -62,7 +62,9 @@ def bench_powertools_idempotency() -> dict[str, Any]:
         # Status only: the stored "result" is a constant marker, never model output.
         config = IdempotencyConfig(event_key_jmespath="event_id", use_local_cache=False)
 
-        @idempotent_function(data_keyword_argument="record", persistence_store=layer, config=config)
+        @idempotent_function(  # type: ignore[untyped-decorator]
+            data_keyword_argument="record", persistence_store=layer, config=config
+        )
         def process(record: dict[str, str]) -> str:
             return "SUCCEEDED"
 
@@ -137,7 +139,7 @@ def bench_batch_select(registry_path: str) -> dict[str, Any]:
         statements.append(statement.split()[0])
         return real_execute(statement, *args, **kwargs)
 
-    sql.execute = counting_execute  # type: ignore[method-assign]
+    sql.execute = counting_execute  # type: ignore[method-assign,assignment]
     try:
         start = time.perf_counter()
         sink.existing(["warm-up"])  # the login is paid once per container, not per batch

@@ -234,11 +234,14 @@ def _connect(registry: dict[str, Any]) -> tuple[Any, Any]:
     import httpx
     import snowflake.connector
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     from spcs_gateway.auth import make_keypair_jwt
 
     sf = registry["snowflake"]
     key = serialization.load_pem_private_key(Path(sf["secret"]["file"]).read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SystemExit("the local stack's key-pair secret must be an RSA key")
     conn = snowflake.connector.connect(
         account=sf["account"],
         user=sf["user"],

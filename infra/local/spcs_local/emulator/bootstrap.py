@@ -254,21 +254,23 @@ def bootstrap(
 def _feature(d: Mapping[str, Any]) -> model_spec.Feature | model_spec.FeatureGroup:
     shape = tuple(d["shape"]) if d.get("shape") is not None else None
     if "specs" in d:
-        return model_spec.FeatureGroup(
-            str(d["name"]),
-            tuple(_feature(s) for s in d["specs"]),
-            shape=shape,
-        )
+        return model_spec.FeatureGroup(str(d["name"]), _plain(d["specs"], "groups"), shape=shape)
     return model_spec.Feature(str(d["name"]), str(d["type"]), shape=shape)
+
+
+def _plain(specs: Any, where: str) -> tuple[model_spec.Feature, ...]:
+    """Features only: signature inputs and group members cannot be groups themselves."""
+    features = tuple(_feature(s) for s in specs)
+    plain = tuple(f for f in features if isinstance(f, model_spec.Feature))
+    if len(plain) != len(features):
+        raise ValueError(f"{where} must be features, not groups")
+    return plain
 
 
 def signature_from_dict(d: Mapping[str, Any]) -> model_spec.Signature:
     """A ``spcs_models.spec.Signature`` from its ``to_dict()`` form."""
-    inputs = tuple(_feature(s) for s in d.get("inputs") or [])
-    if any(not isinstance(f, model_spec.Feature) for f in inputs):
-        raise ValueError("signature inputs must be features, not groups")
     return model_spec.Signature(
-        inputs=inputs,
+        inputs=_plain(d.get("inputs") or [], "signature inputs"),
         outputs=tuple(_feature(s) for s in d.get("outputs") or []),
         params=tuple(
             model_spec.Param(str(p["name"]), str(p["dtype"]), p.get("default_value"))

@@ -70,15 +70,15 @@ class EmulatedService:
 
     @property
     def name(self) -> str:  # logical name in the gateway registry
-        return self.deployment.logical_name
+        return str(self.deployment.logical_name)
 
     @property
     def queues(self) -> tuple[str, ...]:
-        return self.deployment.queues
+        return tuple(self.deployment.queues)
 
     @property
     def label_sets(self) -> dict[str, list[str]]:
-        return self.deployment.label_sets
+        return dict(self.deployment.label_sets)
 
     @classmethod
     def from_deployment(cls, deployment: ModelDeployment) -> EmulatedService:

@@ -224,10 +224,10 @@ def dicom_file(
     from pydicom import dcmwrite
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
-    from pydicom.pixels import convert_color_space
+    from pydicom.pixels.processing import convert_color_space
+    from pydicom.uid import UID, JPEGBaseline8Bit, JPEGLosslessSV1, RLELossless
     from pydicom.uid import ExplicitVRLittleEndian as Explicit
     from pydicom.uid import ImplicitVRLittleEndian as Implicit
-    from pydicom.uid import JPEGBaseline8Bit, JPEGLosslessSV1, RLELossless
 
     rows = cols = size
     base = _pattern(rows, cols)
@@ -304,7 +304,7 @@ def dicom_file(
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = _uid("spcs-local", "implementation")
+    meta.ImplementationClassUID = UID(_uid("spcs-local", "implementation"))
     meta.ImplementationVersionName = "SPCS_LOCAL_1"
     ds.file_meta = meta
     if kind == "multiframe_rle":
