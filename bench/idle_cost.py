@@ -16,7 +16,7 @@ function runs. What the simulation models around it:
   readiness polls while the rest of the world moves on); while the mapping is paused records
   wait in the queue; once it is enabled again with the service READY they are processed,
   ``service_s`` each, one at a time, FIFO; each processed record records activity through the
-  real ``service_state.ActivityRecorder`` (one write per 5 s, as a router container does).
+  real ``service_activity.ActivityRecorder`` (one write per 5 s, as a router container does).
 
 Compared over the same arrivals: always-on; Snowflake's fixed ``AUTO_SUSPEND_SECS`` (idle timer
 from the last request, AUTO_RESUME on the first request, the request waits exactly R: no retry
@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bench.traces import (
@@ -52,6 +53,7 @@ from bench.traces import (
     Trace,
     clinic_trace,
     nightly_export_trace,
+    real_like_population,
     sparse_trace,
 )
 from spcs_gateway.backoff import BackoffPolicy
@@ -66,8 +68,8 @@ from spcs_gateway.control.memory import (
 from spcs_gateway.errors import FailureKind
 from spcs_gateway.lifecycle import DEFAULT_POLICY, LifecyclePolicy
 from spcs_gateway.registry import Registry, SecretRef, ServiceConfig, SnowflakeSettings, Task
+from spcs_gateway.service_activity import ActivityRecorder
 from spcs_gateway.service_record import ServiceRecord
-from spcs_gateway.service_state import ActivityRecorder
 from spcs_gateway.status import ServiceStatus
 
 # Re-exported for the tests and older callers (the traces live in bench/traces.py).
@@ -113,6 +115,8 @@ class PolicyResult:
     resumes: int
     completions: list[float]
     params: dict[str, Any] = field(default_factory=dict)
+    # Up intervals (PENDING or RUNNING: billed), seconds from the trace's start, for plots.
+    spans: list[tuple[float, float]] = field(default_factory=list)
 
     def summary(self, trace: Trace, baseline: Sequence[float], optimum_s: float) -> dict[str, Any]:
         added = sorted(max(c - b, 0.0) for c, b in zip(self.completions, baseline, strict=True))
@@ -142,6 +146,18 @@ def _clip(start: float, end: float, horizon: float) -> float:
     return max(0.0, min(end, horizon) - max(start, 0.0))
 
 
+def _span(spans: list[tuple[float, float]], start: float, end: float, horizon: float) -> float:
+    """Bill [start, end) clipped to the horizon, merged into ``spans``; the seconds billed."""
+    lo, hi = max(start, 0.0), min(end, horizon)
+    if hi <= lo:
+        return 0.0
+    if spans and spans[-1][1] >= lo:
+        spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+    else:
+        spans.append((lo, hi))
+    return hi - lo
+
+
 # ---------------------------------------------------------------------------------------------
 # Baselines
 
@@ -152,7 +168,7 @@ def always_on(trace: Trace, params: SimParams) -> PolicyResult:
     for a in trace.arrivals:
         free = max(a, free) + params.service_s
         done.append(free)
-    return PolicyResult("always_on", trace.horizon, 0, done)
+    return PolicyResult("always_on", trace.horizon, 0, done, spans=[(0.0, trace.horizon)])
 
 
 def fixed_timeout(trace: Trace, params: SimParams, auto_suspend_s: float) -> PolicyResult:
@@ -161,6 +177,7 @@ def fixed_timeout(trace: Trace, params: SimParams, auto_suspend_s: float) -> Pol
     done: list[float] = []
     billed = 0.0
     resumes = 0
+    spans: list[tuple[float, float]] = []
     up_since: float | None = None
     ready_at = 0.0
     suspend_at = -math.inf
@@ -168,20 +185,21 @@ def fixed_timeout(trace: Trace, params: SimParams, auto_suspend_s: float) -> Pol
     for a in trace.arrivals:
         if up_since is None or a > suspend_at:
             if up_since is not None:
-                billed += _clip(up_since, suspend_at, trace.horizon)
+                billed += _span(spans, up_since, suspend_at, trace.horizon)
             up_since, ready_at = a, a + params.resume_s
             resumes += 1
         free = max(a, ready_at, free) + params.service_s
         done.append(free)
         suspend_at = free + auto_suspend_s
     if up_since is not None:
-        billed += _clip(up_since, suspend_at, trace.horizon)
+        billed += _span(spans, up_since, suspend_at, trace.horizon)
     return PolicyResult(
         f"fixed_{int(auto_suspend_s)}s",
         billed,
         resumes,
         done,
         {"auto_suspend_secs": int(auto_suspend_s)},
+        spans,
     )
 
 
@@ -192,23 +210,24 @@ def optimum(trace: Trace, params: SimParams, baseline: Sequence[float]) -> Polic
         return PolicyResult("optimum", 0.0, 0, [])
     r, h = params.resume_s, trace.horizon
     first = trace.arrivals[0]
-    billed = _clip(first - r, first, h)
+    spans: list[tuple[float, float]] = []
+    billed = _span(spans, first - r, first, h)
     resumes = 1
     busy_from = first
     busy_to = baseline[0]
     for a, done in zip(trace.arrivals[1:], baseline[1:], strict=True):
         if a > busy_to:  # an idle gap [busy_to, a)
-            billed += _clip(busy_from, busy_to, h)
+            billed += _span(spans, busy_from, busy_to, h)
             gap = a - busy_to
             if gap <= r:
-                billed += _clip(busy_to, a, h)
+                billed += _span(spans, busy_to, a, h)
             else:
-                billed += _clip(a - r, a, h)
+                billed += _span(spans, a - r, a, h)
                 resumes += 1
             busy_from = a
         busy_to = done
-    billed += _clip(busy_from, busy_to, h)
-    return PolicyResult("optimum", billed, resumes, list(baseline))
+    billed += _span(spans, busy_from, busy_to, h)
+    return PolicyResult("optimum", billed, resumes, list(baseline), spans=spans)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +420,28 @@ class _Simulation:
                 "reconcile_rounds": self.reconciles,
                 "ensure_ready_calls": self.ensure_ready_calls,
             },
+            self.up_spans(),
         )
+
+    def up_spans(self) -> list[tuple[float, float]]:
+        """When the simulated service was up (PENDING or RUNNING: what SPCS bills), from the
+        emulated Snowflake's status history, clipped to the trace."""
+        spans: list[tuple[float, float]] = []
+        since: float | None = None
+        name = self.config.service.upper()
+        for t in self.services.history:
+            if t.kind != "service" or t.name.upper() != name:
+                continue
+            at = (t.at - EPOCH).total_seconds()
+            up = t.after in (ServiceStatus.PENDING, ServiceStatus.RUNNING)
+            if up and since is None:
+                since = at
+            elif not up and since is not None:
+                _span(spans, since, at, self.trace.horizon)
+                since = None
+        if since is not None:
+            _span(spans, since, self.trace.horizon, self.trace.horizon)
+        return spans
 
 
 def _registry(config: ServiceConfig) -> Registry:
@@ -415,7 +455,7 @@ def service_config(
     idle_seconds: int, min_uptime_seconds: int | None = None, mode: str = "fixed"
 ) -> ServiceConfig:
     return ServiceConfig(
-        policy=mode,  # type: ignore[arg-type]
+        policy="adaptive" if mode == "adaptive" else "fixed",
         name="biobert_ner",
         service="PEDIATRIC_ML.MODELS.BIOBERT_NER",
         compute_pool="GPU_POOL",
@@ -449,9 +489,10 @@ def ours(
 # The benchmark
 
 
-def evaluate(trace: Trace, params: SimParams) -> dict[str, Any]:
+def evaluate(trace: Trace, params: SimParams, *, timelines: bool = False) -> dict[str, Any]:
     """Every compared case on one trace; ours (fixed and adaptive) with the registry defaults
-    (``idle_seconds`` 900, the policy's minimum uptime), as a deployment starts out."""
+    (``idle_seconds`` 900, the policy's minimum uptime), as a deployment starts out.
+    ``timelines``: also keep each policy's up intervals under ``"_results"`` (for plots)."""
     base = always_on(trace, params)
     best = optimum(trace, params, base.completions)
 
@@ -477,7 +518,18 @@ def evaluate(trace: Trace, params: SimParams) -> dict[str, Any]:
         "optimum": row(best),
     }
     ratio = adaptive_row["vs_optimum"]
+    kept: dict[str, Any] = {}
+    if timelines:
+        kept["_results"] = {
+            "always_on": base,
+            "fixed_1800s": fixed_default,
+            "fixed": fixed,
+            "adaptive": adaptive,
+            "optimum": best,
+        }
+        kept["_trace"] = trace
     return {
+        **kept,
         "trace": trace.name,
         "description": trace.description,
         "events": len(trace.arrivals),
@@ -498,18 +550,62 @@ def evaluate(trace: Trace, params: SimParams) -> dict[str, Any]:
 
 
 def run(
-    *, days: int = 7, params: SimParams | None = None, only: Sequence[str] | None = None
+    *,
+    days: int = 7,
+    params: SimParams | None = None,
+    only: Sequence[str] | None = None,
+    timelines: bool = False,
 ) -> dict[str, Any]:
     params = params or SimParams()
     names = list(only or TRACES)
     traces = [TRACES[n](params.seed, days) for n in names]
-    return {
+    result: dict[str, Any] = {
         "params": {
             **{k: v for k, v in params.__dict__.items()},
             "days": days,
             "min_uptime_s": DEFAULT_POLICY.min_uptime.total_seconds(),
         },
-        "traces": {t.name: evaluate(t, params) for t in traces},
+        "traces": {t.name: evaluate(t, params, timelines=timelines) for t in traces},
+    }
+    if only is None:
+        result["population"] = {
+            f"{n}_day": population(params, days=n) for n in sorted({1, min(days, 7)})
+        }
+    return result
+
+
+def population(params: SimParams, *, services: int = 100, days: int = 1) -> dict[str, Any]:
+    """A population shaped like a public serverless trace (``traces.real_like_population``),
+    replayed per service in closed form (``spcs_gateway.replay``): adaptive / optimum over
+    the services, as the replay reports it for a user's own file."""
+    from spcs_gateway import replay
+
+    traces = real_like_population(params.seed, services, days)
+    rows = [
+        replay.evaluate(replay.Service(t.name, list(t.arrivals)), t.horizon, params.resume_s)
+        for t in traces
+    ]
+    ratios: dict[str, list[float]] = {}
+    for policy in ("fixed_1800s", "fixed_best", "fixed", "adaptive"):
+        ratios[policy] = sorted(
+            r["policies"][policy]["billed_s"] / r["policies"]["optimum"]["billed_s"]
+            for r in rows
+            if r["policies"]["optimum"]["billed_s"] > 0
+        )
+    resumes = sum(r["policies"]["adaptive"]["resumes"] for r in rows) / (services * days)
+    return {
+        "services": services,
+        "days": days,
+        "events": sum(r["events"] for r in rows),
+        **{
+            f"{policy}_over_optimum": {
+                "p50": round(_quantile(values, 0.5), 3),
+                "p90": round(_quantile(values, 0.9), 3),
+            }
+            for policy, values in ratios.items()
+        },
+        "adaptive_resumes_per_service_day": round(resumes, 2),
+        "target_p90_le_1_5": _quantile(ratios["adaptive"], 0.9) <= 1.5,
     }
 
 
@@ -528,6 +624,16 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{s['resumes_per_day']:>8.2f}{s['added_wait_p95_s']:>11.1f}"
                 f"{s['events_waited_pct']:>9.1f}"
             )
+    for name, pop in result.get("population", {}).items():
+        cells = ", ".join(
+            f"{k.removesuffix('_over_optimum')} {v['p50']}/{v['p90']}"
+            for k, v in pop.items()
+            if k.endswith("_over_optimum")
+        )
+        lines.append(
+            f"real-like population ({pop['services']} services, {name}): /opt p50/p90 {cells}; "
+            f"adaptive {pop['adaptive_resumes_per_service_day']} resumes per service-day"
+        )
     return lines
 
 
@@ -543,15 +649,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="replay your own traffic (Azure Functions per-minute CSV or JSONL service/at): "
         "see bench/replay.py",
     )
-    args = parser.parse_args(argv)
-    if args.trace:
-        from spcs_gateway import replay
+    from spcs_gateway import replay, replay_plot
 
-        replay.main_from_args(args)
-        return
+    replay_plot.add_arguments(parser)
+    args = parser.parse_args(argv)
+    from spcs_gateway.replay_plot import PlotError, require
+
+    try:
+        if args.trace:
+            replay.main_from_args(args)
+            return
+        if args.plot:
+            require(Path(args.plot))  # before minutes of simulation
+    except PlotError as exc:
+        parser.exit(2, f"error: {exc}\n")
     r = SimParams.resume_s if args.resume_seconds is None else args.resume_seconds
     only = [t.strip() for t in args.traces.split(",")] if args.traces else None
-    result = run(days=args.days, params=replace(SimParams(), resume_s=r), only=only)
+    params = replace(SimParams(), resume_s=r)
+    result = run(days=args.days, params=params, only=only, timelines=bool(args.plot))
+    if args.plot:
+        from bench import plotting
+
+        panels = [
+            plotting.panel(tr.pop("_trace"), tr.pop("_results")) for tr in result["traces"].values()
+        ]
+        result["plot"] = str(plotting.write_family(Path(args.plot), panels, args.plot_top))
     print(json.dumps(result, indent=2) if args.json else "\n".join(table(result)))
 
 

@@ -2,14 +2,17 @@
 runs too) and a synthetic trace file in the Azure Functions layout for the timing check:
 
     python -m bench.replay --synthetic FILE   # 100 services, ~700,000 invocations in a day
+    python -m bench.replay --real-like FILE   # 100 services shaped like a public trace (JSONL)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +54,7 @@ def _poisson_count(rng: Any, lam: float) -> int:
     if lam <= 0:
         return 0
     if lam > 30:
-        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+        return max(0, round(float(rng.gauss(lam, math.sqrt(lam)))))
     threshold, k, p = math.exp(-lam), 0, 1.0
     while True:
         p *= rng.random()
@@ -60,10 +63,30 @@ def _poisson_count(rng: Any, lam: float) -> int:
         k += 1
 
 
+def write_real_like(path: Path, services: int = 100, days: int = 1, seed: int = 11) -> int:
+    """JSONL ``{"service", "at"}`` of ``traces.real_like_population`` (exact instants)."""
+    from bench.traces import EPOCH, real_like_population
+
+    total = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for trace in real_like_population(seed, services, days):
+            for t in trace.arrivals:
+                at = (EPOCH + timedelta(seconds=t)).isoformat()
+                handle.write(json.dumps({"service": trace.name, "at": at}) + "\n")
+            total += len(trace.arrivals)
+    return total
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--synthetic", metavar="FILE", required=True)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--synthetic", metavar="FILE")
+    group.add_argument("--real-like", metavar="FILE")
+    parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--per-day", type=int, default=810_000)
     ns = parser.parse_args()
-    print(write_synthetic(Path(ns.synthetic), ns.services, ns.per_day), "invocations")
+    if ns.real_like:
+        print(write_real_like(Path(ns.real_like), ns.services, ns.days), "invocations")
+    else:
+        print(write_synthetic(Path(ns.synthetic), ns.services, ns.per_day), "invocations")

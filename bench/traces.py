@@ -198,3 +198,44 @@ TRACES: dict[str, Callable[[int, int], Trace]] = {
     "nightly_export": nightly_export_trace,
     "sparse_on_demand": sparse_trace,
 }
+
+
+def real_like_population(seed: int, services: int = 100, days: int = 1) -> list[Trace]:
+    """Services shaped like a public serverless invocation trace (most are rare, a few carry
+    most calls; timers, diurnal, bursty and steady ones): rates log-uniform from one call a
+    day to several a minute, for replay (``python -m bench.replay --real-like FILE``)."""
+    rng = random.Random(f"real-like-{seed}")
+    out: list[Trace] = []
+    end = days * DAY
+    for i in range(services):
+        per_hour = 10 ** rng.uniform(-1.4, 2.6)  # 1 per ~25 h .. ~400 per hour
+        kind = rng.choice(("poisson", "poisson", "timer", "diurnal", "bursty", "on_off"))
+        arrivals: list[float] = []
+        if kind == "poisson":
+            arrivals = _poisson(rng, 0.0, end, per_hour)
+        elif kind == "timer":
+            period = rng.choice((60.0, 300.0, 900.0, HOUR, 6 * HOUR, DAY))
+            t = rng.uniform(0, period)
+            while t < end:
+                arrivals += [t + rng.uniform(0, 2) + j for j in range(rng.randint(1, 5))]
+                t += period
+        elif kind == "diurnal":
+            for day in range(days):
+                lo = day * DAY + rng.uniform(6, 9) * HOUR
+                arrivals += _poisson(rng, lo, lo + rng.uniform(8, 12) * HOUR, per_hour * 2)
+        elif kind == "bursty":
+            t = 0.0
+            while t < end:
+                t += 60.0 * rng.paretovariate(1.1) * max(1.0, 60 / per_hour)
+                arrivals.append(t)
+                while rng.random() < 0.8:
+                    t += rng.expovariate(1 / 10)
+                    arrivals.append(t)
+        else:
+            t = 0.0
+            while t < end:
+                on_end = t + rng.expovariate(1 / HOUR)
+                arrivals += _poisson(rng, t, on_end, per_hour * 3)
+                t = on_end + rng.expovariate(1 / (2 * HOUR))
+        out.append(_make(f"{kind}-{i:03d}", kind, arrivals, days))
+    return out

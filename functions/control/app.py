@@ -1,6 +1,6 @@
 """Control function: resume on demand, finish resumes, suspend idle services and pools.
 
-Events (contract in ``spcs_gateway.control_client``): the EventBridge schedule -> reconcile;
+Events (contract in ``spcs_gateway.control_invoke``): the EventBridge schedule -> reconcile;
 ``{"action": "ensure_ready" | "suspend" | "reconcile" | "status", ...}`` from routers, the API
 and operators (``spcs_gateway.control.handler``). The environment (``control.settings``) is read
 once and the control plane built once per container, reused across warm invocations.

@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from spcs_gateway.backoff import jitter_rng
 from spcs_gateway.observability import get_logger, get_metrics, get_tracer
 from spcs_gateway.pipeline import build_pipeline
 from spcs_gateway.registry import Task
@@ -17,7 +18,11 @@ from spcs_gateway.registry import Task
 logger = get_logger()
 metrics = get_metrics(os.environ["SERVICE_NAME"])
 tracer = get_tracer()
-pipeline = build_pipeline(service_name=os.environ["SERVICE_NAME"], task=Task.TOKEN_CLASSIFICATION)
+# Retry jitter from the OS on every draw: a seeded generator would be copied into every
+# environment restored from a SnapStart snapshot (docs/PERFORMANCE.md).
+pipeline = build_pipeline(
+    service_name=os.environ["SERVICE_NAME"], task=Task.TOKEN_CLASSIFICATION, rng=jitter_rng()
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

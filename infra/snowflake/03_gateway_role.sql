@@ -12,11 +12,13 @@
 --   06  SELECT, INSERT on RESULTS.INFERENCE_RESULTS  - the idempotent MERGE (WHEN NOT MATCHED
 --       THEN INSERT) reads and inserts; it never updates or deletes
 --   07  USAGE on Cortex Search service CLINICAL_NOTES_SEARCH - on-demand semantic search (API);
---       no SELECT on CLINICAL_NOTES: the search service answers with its owner's rights
+--       (search needs no SELECT on CLINICAL_NOTES: the service reads it with its owner's rights)
 --   08  SERVICE ROLE <svc>!ALL_ENDPOINTS_USAGE per model service - call the public endpoint
 --   08  MONITOR, OPERATE on each model service - observe status, SUSPEND / RESUME
 --   08  USAGE on each model - `spcs-gateway doctor` reads the deployed signature
 --       (SHOW VERSIONS IN MODEL ... model_spec) and compares it with the registry's
+--   11  (optional, the reference route) SELECT on CLINICAL_DATA.EHR_NOTES and
+--       MEDICAL_IMAGES - the MERGE reads the referenced rows inside Snowflake
 -- Nothing else: no ownership, no CREATE privileges, no account-level privileges.
 --
 -- MODEL_DEPLOYER_ROLE is the role the deployment tool runs as (between 07 and 08): it owns the

@@ -46,7 +46,7 @@ def registry_doc(secret_file: str) -> dict[str, Any]:
         "version": 1,
         "snowflake": snowflake_section({"file": secret_file}, results_table=RESULTS_TABLE),
         "services": [
-            ner_service("biobert_ner"),
+            ner_service("biobert_ner", max_instances=3),  # scalable: 1..3
             zsc_service("biomedclip", model_version="v2"),
         ],
         "images": {"max_image_bytes": 256 * 1024, "max_pixels": 1_000_000},
@@ -236,6 +236,10 @@ class FakeControl:
     ensure_calls: list[str] = field(default_factory=list)
     suspend_calls: list[tuple[str, bool]] = field(default_factory=list)
     suspend_answer: dict[str, Any] = field(default_factory=lambda: {"suspended": True})
+    scale_calls: list[tuple[str, int, int]] = field(default_factory=list)
+    scale_answer: dict[str, Any] = field(
+        default_factory=lambda: {"ok": True, "outcome": "scaled", "status": "RUNNING"}
+    )
     fail: bool = False
 
     def ensure_ready(self, name: str) -> None:
@@ -253,6 +257,12 @@ class FakeControl:
         if self.fail:
             raise RuntimeError("lambda invoke failed")
         return [dict(v) for v in self.views]
+
+    def scale(self, name: str, min_instances: int, max_instances: int) -> dict[str, Any]:
+        self.scale_calls.append((name, min_instances, max_instances))
+        if self.fail:
+            raise RuntimeError("lambda invoke failed")
+        return dict(self.scale_answer)
 
 
 class FakeSink:

@@ -26,6 +26,9 @@ ROUTES = {
     ("get", "/v1/services/{name}"),
     ("post", "/v1/services/{name}/resume"),
     ("post", "/v1/services/{name}/suspend"),
+    ("post", "/v1/services/{name}/scale"),
+    ("post", "/v1/notes/stored/entities"),
+    ("post", "/v1/notes/stored/search"),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from spcs_gateway.api.search import CortexSearchClient
 from spcs_gateway.api.wiring import build_dependencies, pick_service
-from spcs_gateway.control_client import LambdaControlClient
+from spcs_gateway.control_invoke import LambdaControlClient
 from spcs_gateway.errors import ConfigurationError
 from spcs_gateway.registry import Registry, Task
 from spcs_gateway.service_state import ServiceStateStore

@@ -98,10 +98,15 @@ def test_no_record_at_all_decides_from_the_records_idle_start() -> None:
     assert decide(rec, T0 + timedelta(seconds=200)).action is Action.SUSPEND
 
 
-def test_too_few_gaps_is_no_usable_pattern_break_even_with_the_learned_r() -> None:
-    model = learned([3600.0] * (adaptive.MIN_SAMPLES - 1), resumes=(40, 60, 50))
+def test_too_few_gaps_scale_break_even_with_the_learned_r_by_what_was_seen() -> None:
+    # No gap yet: break-even with the learned R (the median resume time), no window.
+    assert adaptive.current_plan(learned([], resumes=(40, 60, 50)), BOUNDS) == adaptive.Plan(50.0)
+    # Three irregular gaps, all far longer than R: R / (3 + 2) less the half round the suspend
+    # lands late; no window (no pattern).
+    model = learned([3600.0, 5000.0, 7000.0], resumes=(400, 600, 500))
     plan = adaptive.current_plan(model, BOUNDS)
-    assert plan == adaptive.Plan(50.0)  # the median resume time, no window
+    assert plan.keep_alive == pytest.approx(500.0 / 5 - adaptive.ROUND_S / 2)
+    assert plan.windows == ()
 
 
 # -- learning ----------------------------------------------------------------------------------

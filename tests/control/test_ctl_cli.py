@@ -46,7 +46,7 @@ def test_ctl_cli_status_table(world: World) -> None:
     lines = out.splitlines()
     assert lines[0].split() == [
         "SERVICE", "STATUS", "READY", "LAST", "ACTIVITY", "IDLE", "IN", "WHY", "BACKLOG",
-        "RESUMES", "SUSPENDS", "PAUSED",
+        "INSTANCES", "RESUMES", "SUSPENDS", "PAUSED",
     ]  # fmt: skip
     ner = next(line for line in lines if line.startswith("biobert_ner"))
     clip = next(line for line in lines if line.startswith("biomedclip"))

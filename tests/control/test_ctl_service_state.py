@@ -15,13 +15,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto_support import REGION, create_state_table, fake_credentials
 
 from spcs_gateway.lifecycle import Observed, ServiceStatus, can_take_lease
-from spcs_gateway.service_state import (
-    KEY_ATTRIBUTE,
-    SERVICE_STATE_TABLE_ENV,
-    ActivityRecorder,
-    ActivityThrottle,
-    ServiceStateStore,
-)
+from spcs_gateway.service_activity import ActivityRecorder, ActivityThrottle
+from spcs_gateway.service_state import KEY_ATTRIBUTE, SERVICE_STATE_TABLE_ENV, ServiceStateStore
 
 TABLE = "spcs-gateway-service-state"
 T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -344,7 +339,7 @@ def test_resume_window_answers_from_the_state_item_and_caches() -> None:
     from spcs_gateway.lifecycle import ServiceRecord as _State
     from spcs_gateway.lifecycle import ServiceStatus as _Status
     from spcs_gateway.registry import ServiceConfig
-    from spcs_gateway.service_state import ResumeWindow
+    from spcs_gateway.service_activity import ResumeWindow
 
     _td = timedelta
     now = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

@@ -69,12 +69,15 @@ def account_state(e: SqlEngine) -> dict[str, Any]:
     }
 
 
-def test_scripts_01_to_09_run_with_the_deployment_between_07_and_08() -> None:
-    assert [p.name[:2] for p in setup_scripts()] == [f"{i:02d}" for i in range(1, 10)]
+def test_scripts_01_to_09_and_11_run_with_the_deployment_between_07_and_08() -> None:
+    # 10 (a read-only report) is skipped; 11 creates the reference route's source table.
+    assert [p.name[:2] for p in setup_scripts()] == [f"{i:02d}" for i in (*range(1, 10), 11)]
     built = engine()
     state = account_state(built)
     assert state["tables"] == [
         "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES",
+        "PEDIATRIC_ML.CLINICAL_DATA.EHR_NOTES",
+        "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES",
         "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS",
     ]
     assert state["services"] == [

@@ -11,10 +11,11 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field, TypeAdapter, ValidationError
 
-from spcs_gateway.control_client import LambdaControlClient
+from spcs_gateway.control_invoke import LambdaControlClient
 from spcs_gateway.dlq import DeadLetters
 from spcs_gateway.errors import ErrorCode
 from spcs_gateway.events import MAX_S3_KEY_CHARS, S3_URI_PATTERN, S3Image
+from spcs_gateway.visibility import SourceQueue
 
 # The rule as one pattern, validated by pydantic-core's Rust engine (what S3Image used to be).
 _FULL_RULE: TypeAdapter[str] = TypeAdapter(Annotated[str, Field(pattern=S3_URI_PATTERN)])
@@ -121,10 +122,11 @@ def test_gw_dead_letters_build_their_sqs_client_on_first_use(
 ) -> None:
     made, client = _patch_boto3(monkeypatch)
     env = {"DLQ_URL": "https://sqs/dlq", "SOURCE_QUEUE_URL": "https://sqs/notes"}
-    dead = DeadLetters(environ=env)
+    source = SourceQueue(environ=env)
+    dead = DeadLetters(environ=env, source=source)  # the pipeline's wiring: one client
     assert made == []
     dead.send_poison(_record(), ErrorCode.INVALID_EVENT)
-    assert dead.change_visibility_many([(_record(), 30)]) == 0
+    assert source.change_visibility_many([(_record(), 30)]) == 0
     assert made == ["sqs"]  # one client, reused
     assert [op for op, _ in client.calls] == ["send_message", "change_message_visibility_batch"]
     assert client.calls[0][1]["QueueUrl"] == "https://sqs/dlq"

@@ -1,4 +1,5 @@
-"""DeadLetters against moto SQS: DLQ discovery order, attributes, FIFO, visibility changes."""
+"""DeadLetters and SourceQueue against moto SQS: DLQ discovery order, attributes, FIFO,
+visibility changes on the source queue."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from moto import mock_aws
 
 from spcs_gateway.dlq import DeadLetters
 from spcs_gateway.errors import ConfigurationError, ErrorCode
+from spcs_gateway.visibility import SourceQueue
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -128,12 +130,12 @@ def test_fifo_dlq_gets_group_and_dedup_ids(queues: Queues) -> None:
 
 def test_visibility_changes_single_and_batched(queues: Queues) -> None:
     queues.make("work")
-    dead = DeadLetters(queues.sqs, environ={})
+    source = SourceQueue(queues.sqs, environ={})
     records = [queues.record("work", f"b{i}") for i in range(12)]
     queues.calls.clear()
 
-    assert dead.change_visibility(records[0], 30) is True
-    failed = dead.change_visibility_many([(r, 45) for r in records[1:]])
+    assert source.change_visibility(records[0], 30) is True
+    failed = source.change_visibility_many([(r, 45) for r in records[1:]])
 
     assert failed == 0
     assert queues.calls.count("ChangeMessageVisibility") == 1
@@ -144,16 +146,16 @@ def test_visibility_changes_single_and_batched(queues: Queues) -> None:
 def test_source_queue_url_override(queues: Queues) -> None:
     url = queues.make("work")
     record = queues.record("work")
-    dead = DeadLetters(queues.sqs, environ={"SOURCE_QUEUE_URL": url})
+    source = SourceQueue(queues.sqs, environ={"SOURCE_QUEUE_URL": url})
     queues.calls.clear()
-    assert dead.change_visibility(record, 10) is True
+    assert source.change_visibility(record, 10) is True
     assert "GetQueueUrl" not in queues.calls
 
 
 def test_visibility_failure_is_reported_not_raised(queues: Queues) -> None:
     queues.make("work")
-    dead = DeadLetters(queues.sqs, environ={})
+    source = SourceQueue(queues.sqs, environ={})
     record = queues.record("work")
     bad = SQSRecord({**record.raw_event, "eventSourceARN": "not-an-arn"})
-    assert dead.change_visibility(bad, 10) is False
-    assert dead.change_visibility_many([(bad, 10), (record, 10)]) == 1
+    assert source.change_visibility(bad, 10) is False
+    assert source.change_visibility_many([(bad, 10), (record, 10)]) == 1

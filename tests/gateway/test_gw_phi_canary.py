@@ -106,11 +106,13 @@ def test_no_canary_leaks_anywhere(
     assert len(second["batchItemFailures"]) == 1
     spcs.status = None
 
-    # 3. an unexpected exception whose message carries PHI
+    # 3. an unexpected exception whose message carries PHI (from the pre-check of a redelivery)
     broken = FakeSink()
     broken.existing_error = ValueError(f"row {EXC} {TEXT}")
     notes.app.pipeline._sink = broken
-    third = notes.invoke(gateway_env.sqs_event(NOTES_QUEUE, [note_body("n-bug", text=TEXT)]))
+    bug = gateway_env.sqs_event(NOTES_QUEUE, [note_body("n-bug", text=TEXT)])
+    third = notes.invoke(gateway_env.redeliver(bug))
+    assert broken.existing_calls == 1
     assert len(third["batchItemFailures"]) == 1
 
     # 4. images: canary labels, a forbidden S3 key, an undecodable image

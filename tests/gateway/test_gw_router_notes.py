@@ -47,8 +47,9 @@ def test_all_success_batch_writes_one_row_per_event(
     assert row.model_version == "v1"
     assert row.output[0]["entity"] == "B-DRUG"
     assert row.processed_at.tzinfo is not None
-    # One SELECT, one inference request (3 rows <= max_batch_rows), one MERGE.
-    assert (r.sink.existing_calls, r.sink.merge_calls) == (1, 1)
+    # First receives: no pre-check SELECT; one inference request (3 rows <= max_batch_rows),
+    # one MERGE.
+    assert (r.sink.existing_calls, r.sink.merge_calls) == (0, 1)
     assert len(spcs.requests) == 1
     assert spcs.exchanges == 1  # key-pair JWT exchanged once for the ingress token
     assert gateway_env.dead_letters(NOTES_QUEUE) == []

@@ -63,6 +63,9 @@ ROUTERS = {
 CONTROL = "ControlFunction"
 API_FUNCTION = "ApiFunction"
 FUNCTIONS = {*ROUTERS, CONTROL, API_FUNCTION}
+# The functions that run with SnapStart behind a published alias (docs/PERFORMANCE.md).
+SNAPSTART_FUNCTIONS = {*ROUTERS, API_FUNCTION}
+SNAPSTART_ALIAS = "live"
 
 
 @cache

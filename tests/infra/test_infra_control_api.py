@@ -20,6 +20,7 @@ from infra_support import (
     GATEWAY,
     KEY,
     ROUTERS,
+    SNAPSTART_ALIAS,
     Cfn,
     api_routes_from_openapi,
     as_list,
@@ -30,7 +31,7 @@ from infra_support import (
 
 from spcs_gateway import control as control_module
 from spcs_gateway.api.search import CORTEX_SEARCH_SERVICE_ENV, SearchService
-from spcs_gateway.control_client import CONTROL_FUNCTION_ENV, ENSURE_READY_QUALIFIER
+from spcs_gateway.control_invoke import CONTROL_FUNCTION_ENV, ENSURE_READY_QUALIFIER
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import Registry, parse_registry
 from spcs_gateway.service_state import KEY_ATTRIBUTE, SERVICE_STATE_TABLE_ENV
@@ -119,11 +120,12 @@ def test_infra_sam_translation_is_clean_cloudformation_without_cycles(tmp_path: 
     matches = lint_file(path, config=ManualArgs())
     assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id[0] in "EW"] == []
     for fn, (_, queue, _, _) in ROUTERS.items():
+        # The mapping feeds the router's published alias (AutoPublishAlias "live").
         ((name, mapping),) = (
             (n, r)
             for n, r in resources.items()
             if r["Type"] == "AWS::Lambda::EventSourceMapping"
-            and r["Properties"]["FunctionName"] == {"Ref": fn}
+            and r["Properties"]["FunctionName"] == {"Ref": f"{fn}Alias{SNAPSTART_ALIAS}"}
         )
         assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
         assert name == fn + queue  # the id ControlMappingsPolicy references
@@ -332,6 +334,9 @@ def test_infra_api_routes_are_exactly_the_codes_routes() -> None:
         ("/v1/services/{name}", "GET"),
         ("/v1/services/{name}/resume", "POST"),
         ("/v1/services/{name}/suspend", "POST"),
+        ("/v1/services/{name}/scale", "POST"),
+        ("/v1/notes/stored/entities", "POST"),
+        ("/v1/notes/stored/search", "POST"),
     }
 
 
@@ -475,8 +480,12 @@ def test_infra_caller_policies_split_inference_from_operations_and_cover_every_r
         return {r.removeprefix(prefix) for r in as_list(stmt["Resource"])}
 
     client, operator = routes("ApiClientPolicy"), routes("ApiOperatorPolicy")
-    assert operator == {"POST/v1/services/*/resume", "POST/v1/services/*/suspend"}
-    assert not any(r.endswith(("/resume", "/suspend")) for r in client)
+    assert operator == {
+        "POST/v1/services/*/resume",
+        "POST/v1/services/*/suspend",
+        "POST/v1/services/*/scale",
+    }
+    assert not any(r.endswith(("/resume", "/suspend", "/scale")) for r in client)
     for path, method in api_routes_from_openapi():
         arn_path = f"{method}{re.sub(r'{[^}]+}', '*', path)}"
         granted = {
@@ -498,7 +507,9 @@ def _emitted_metrics() -> set[str]:
     names = set(re.findall(r'\b_?emit\(\s*"(\w+)"', source))
     # The routers' metrics (pipeline.py: single metrics by name=..., add_metric(name=...), and
     # the alarm-able cause counts, a dict of metric name -> sum(...)).
-    pipeline = (GATEWAY / "pipeline.py").read_text(encoding="utf-8")
+    # One module or a package of modules (pipeline/).
+    sources = sorted((GATEWAY / "pipeline").glob("*.py")) or [GATEWAY / "pipeline.py"]
+    pipeline = "\n".join(p.read_text(encoding="utf-8") for p in sources)
     names |= set(re.findall(r'\bname="(\w+)"', pipeline))
     return names | set(re.findall(r'"(\w+)":\s*sum\(', pipeline))
 

@@ -29,7 +29,7 @@ from infra_support import (
     statements,
 )
 
-from spcs_gateway.control_client import (
+from spcs_gateway.control_invoke import (
     ENSURE_READY_QUALIFIER,
     ControlClientError,
     ControlReadinessHook,
@@ -369,8 +369,10 @@ def test_infra_control_may_pause_a_mapping_but_never_repoint_it() -> None:
         (resource,) = as_list(stmt["Resource"])
         function = stmt["Condition"]["ArnEqualsIfExists"]["lambda:FunctionArn"]
         pinned[resource.rsplit(":", 1)[1]] = function
+    # Pinned to the router's alias "live", which the mapping targets (AutoPublishAlias).
     assert pinned == {
-        f"uuid-of-{fn}{queue}": cfn.getatt(fn, "Arn") for fn, (_, queue, _, _) in ROUTERS.items()
+        f"uuid-of-{fn}{queue}": cfn.getatt(fn, "Arn") + ":live"
+        for fn, (_, queue, _, _) in ROUTERS.items()
     }
 
 

@@ -36,6 +36,9 @@ EXPECTED_GATEWAY_GRANTS = {
     ("OPERATE", "SERVICE", "PEDIATRIC_ML.MODELS.BIOMEDCLIP_SERVICE"),
     ("USAGE", "MODEL", "PEDIATRIC_ML.MODELS.BIOBERT_NER"),
     ("USAGE", "MODEL", "PEDIATRIC_ML.MODELS.BIOMEDCLIP_CLASSIFIER"),
+    # 11 (optional, the reference route): read the referenced notes and images in Snowflake.
+    ("SELECT", "TABLE", "PEDIATRIC_ML.CLINICAL_DATA.EHR_NOTES"),
+    ("SELECT", "TABLE", "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES"),
 }
 DEPLOYER_ROLE = "MODEL_DEPLOYER_ROLE"
 # The deployer owns the models and services it creates; this is what it needs to create them.
@@ -193,9 +196,9 @@ def test_infra_idempotency_rule_itself(stmt: str, ok: bool) -> None:
     assert (idempotency_problem(stmt) is None) is ok
 
 
-def test_infra_sql_scripts_are_numbered_01_to_10_without_gaps() -> None:
+def test_infra_sql_scripts_are_numbered_01_to_11_without_gaps() -> None:
     names = list(scripts())
-    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(1, 11)]
+    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(1, 12)]
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.sql", n) for n in names)
 
 

@@ -30,7 +30,7 @@ from infra_support import (
     statements,
 )
 
-from spcs_gateway.control_client import ENSURE_READY_QUALIFIER
+from spcs_gateway.control_invoke import ENSURE_READY_QUALIFIER
 from spcs_gateway.registry import Signature, parse_registry
 from spcs_models import spec
 

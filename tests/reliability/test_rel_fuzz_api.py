@@ -188,8 +188,12 @@ def entities_req(draw: st.DrawFn, kinds: tuple[str, ...] = ENTITY_KINDS) -> Req:
     if kind == "wrong_type":
         field = draw(st.sampled_from(("text", "texts", "persist", "wait_seconds")))
         value = draw(_hostile_value())
-        if value is None or (field == "wait_seconds" and isinstance(value, int | float)):
-            value = [MARK]  # None is "absent", and numbers are fine for wait_seconds
+        if (
+            value is None
+            or (field == "wait_seconds" and isinstance(value, int | float))
+            or (field == "text" and isinstance(value, str))
+        ):
+            value = [MARK]  # None is "absent"; numbers fit wait_seconds and strings fit text
         body = {"text": text, field: value} if field != "text" else {"text": value}
         if field == "texts":
             body.pop("text")

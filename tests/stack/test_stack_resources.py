@@ -124,7 +124,7 @@ def test_stack_mappings_match_the_template_through_the_lambda_api(stack: LocalSt
         fn = next(f for f in stack.resources.functions if f.logical_id == logical)
         queue_arn = fn.sqs_events[0].queue_arn
         mapping = by_arn[queue_arn]
-        assert mapping["FunctionArn"] == fn.arn
+        assert mapping["FunctionArn"] == fn.target_arn  # the published alias (AutoPublishAlias)
         assert mapping["BatchSize"] == int(props["BatchSize"])
         assert mapping["MaximumBatchingWindowInSeconds"] == int(
             props["MaximumBatchingWindowInSeconds"]

@@ -15,8 +15,11 @@ gaps (rent-or-buy with a learned distribution):
   ending inside ``[s + R, e)`` waits for nothing and costs the idle time from ``s``.
 
 ``R`` is the median of the last observed resume durations (``DEFAULT_RESUME_S`` until one is
-seen). With fewer than ``MIN_SAMPLES`` gaps there is no usable pattern: the keep-alive is the
-break-even ``R`` (2-competitive), without pre-resume. Operator bounds (``Bounds``) clamp every
+seen). With no gap seen there is no pattern: the keep-alive is the break-even ``R``
+(2-competitive), without pre-resume; with fewer than ``MIN_SAMPLES`` it is no shorter than
+the learning-augmented break-even (``learning_keep_alive``). Jobs started by a clock are
+pre-resumed from their start-to-start period (``add_start``), since a run's length varies
+while its start does not. Operator bounds (``Bounds``) clamp every
 choice; the hard rules (backlog, in-flight calls, leases, warm windows) stay in
 ``lifecycle.py``, which asks this module only once they allow a suspend or a resume.
 
@@ -37,6 +40,7 @@ BIN_S = 60
 BINS = 240  # 1-minute bins up to 4 h; one more counter holds the longer gaps
 HIST_CAP = 400  # total weight; above it every count is halved (old traffic fades)
 LONG_SAMPLES = 6  # exact gaps beyond the histogram (time-series fallback)
+PERIOD_SAMPLES = 4  # start-to-start intervals kept (a job started by a clock)
 RESUME_SAMPLES = 5
 DEFAULT_RESUME_S = 180.0  # a GPU model load, until the service's own resumes are measured
 MIN_SAMPLES = 8
@@ -67,7 +71,7 @@ class Plan:
 
     keep_alive: float
     windows: tuple[tuple[float, float], ...] = ()
-    basis: str = "break_even"  # break_even | histogram | long_gaps
+    basis: str = "break_even"  # break_even | histogram | long_gaps (| period: see current_plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class IdleModel:
     gaps: int = 0  # gaps ever counted (replanning schedule)
     plan: Plan | None = None
     plan_gaps: int = -1
+    began: float | None = None  # estimated start of the current busy period (epoch seconds)
+    periods: tuple[int, ...] = ()  # last start-to-start intervals of busy periods, seconds
 
     @property
     def samples(self) -> int:
@@ -124,15 +130,28 @@ def add_continuation(model: IdleModel) -> IdleModel:
     return replace(model, hist=_add(model.hist, 0), streak=model.streak + 1)
 
 
-def observe_arrival(model: IdleModel, at: float) -> IdleModel:
+def observe_arrival(model: IdleModel, at: float, quiet_since: float | None = None) -> IdleModel:
     """An arrival seen exactly (a caller asked for a suspended service at ``at``). The service
-    does no work until it is ready, so the next idle period starts ``R`` later."""
+    does no work until it is ready, so the next idle period starts ``R`` later. For the first
+    arrival ever seen, ``quiet_since`` (when the service was last known idle: its suspension)
+    gives the quiet stretch before it, a gap at least that long."""
     anchor = at + model.resume_s()
     if model.last is None:
-        return replace(model, last=anchor)
+        if quiet_since is not None and at - quiet_since >= MIN_GAP_S:
+            model = add_gap(model, at - quiet_since)
+        return replace(add_start(model, at), last=anchor)
     if at <= model.last:
         return replace(model, last=max(model.last, anchor))
-    return replace(add_gap(model, at - model.last), last=anchor)
+    return replace(add_start(add_gap(model, at - model.last), at), last=anchor)
+
+
+def add_start(model: IdleModel, at: float) -> IdleModel:
+    """A busy period began at ``at`` (after an idle gap): the start-to-start interval since
+    the previous one is what a job started by a clock keeps regular, whatever its length."""
+    periods = model.periods
+    if model.began is not None and at - model.began >= MIN_GAP_S:
+        periods = (*periods, int(at - model.began))[-PERIOD_SAMPLES:]
+    return replace(model, began=at, periods=periods)
 
 
 def observe_activity(
@@ -149,8 +168,10 @@ def observe_activity(
     if model.last is None:
         return replace(model, last=activity)
     seen_quiet = (looked_at - model.last) if looked_at is not None else 0.0
-    if seen_quiet >= MIN_GAP_S:
-        return replace(add_gap(model, seen_quiet), last=activity)
+    if seen_quiet >= MIN_GAP_S and looked_at is not None:
+        # The gap ended between the previous look and the activity read now: count the middle.
+        start = (looked_at + activity) / 2
+        return replace(add_start(add_gap(model, start - model.last), start), last=activity)
     return replace(add_continuation(model), last=activity)
 
 
@@ -162,7 +183,10 @@ def observe_resume(model: IdleModel, seconds: float, ready_at: float | None = No
     if seconds <= 0:
         return model
     guessed = not model.resumes  # the anchor used the default R, not a learned one
+    before = model.resume_s()
     model = replace(model, resumes=(*model.resumes, round(seconds))[-RESUME_SAMPLES:])
+    if model.resume_s() != before:  # every choice scales with R: plan again
+        model = replace(model, plan=None)
     if guessed and ready_at is not None and model.last is not None and model.last > ready_at:
         model = replace(model, last=ready_at)
     return model
@@ -203,6 +227,8 @@ class _Points:
 
 
 def _points(model: IdleModel) -> _Points:
+    # Bin 0 holds continuations: pauses shorter than a round inside work. A keep-alive that
+    # does not cover them would suspend in the middle of a job.
     pts = [((i + 0.5) * BIN_S, float(c)) for i, c in enumerate(model.hist[:BINS]) if c]
     over = model.hist[BINS]
     if over:
@@ -218,8 +244,36 @@ def choose(model: IdleModel, bounds: Bounds) -> Plan:
     """The keep-alive and pre-resume windows of least expected cost over the learned gaps
     (break-even without a usable pattern)."""
     r = model.resume_s()
-    if model.samples < MIN_SAMPLES:  # no usable histogram yet; long regular gaps may be
-        return _long_window(model, Plan(bounds.clamp(r)), bounds, r)
+    n = model.samples
+    if n < PEAK_MIN:  # no usable histogram yet; long regular gaps may be
+        return _long_window(model, Plan(learning_keep_alive(model, bounds)), bounds, r)
+    plan = _histogram_plan(model, bounds, r)
+    if n < MIN_SAMPLES:  # few gaps: no shorter than the learning-augmented keep-alive
+        k = max(plan.keep_alive, learning_keep_alive(model, bounds))
+        windows = tuple((s, e) for s, e in plan.windows if s > k)
+        plan = Plan(k, windows, plan.basis if windows else "break_even")
+    return _long_window(model, plan, bounds, r)
+
+
+def learning_keep_alive(model: IdleModel, bounds: Bounds) -> float:
+    """Rent-or-buy with a learned prediction while few gaps are known (learning-augmented ski
+    rental, Purohit et al., NeurIPS 2018): keep alive ``lambda * R``, where ``lambda`` is the
+    share of gaps no longer than R (posterior mean under a uniform prior). No gap seen:
+    break-even R (2-competitive). Every gap seen longer than R: R / (n + 2), trusting the
+    prediction more with each gap that agrees; a wrong prediction costs at most one keep-alive
+    and one resume per gap, and the histogram takes over at ``MIN_SAMPLES`` gaps. The suspend
+    lands half a round late on average, so that much less is asked for, but never less than
+    half a round: until the histogram has seen the pauses inside this service's work, a job
+    still running at a round must not be cut."""
+    r = model.resume_s()
+    n = model.samples
+    if n == 0:
+        return bounds.clamp(r)
+    short = sum(model.hist[1 : _bin(r) + 1])
+    return bounds.clamp(max(r * (short + 1) / (n + 2) - ROUND_S / 2, BIN_S / 2))
+
+
+def _histogram_plan(model: IdleModel, bounds: Bounds, r: float) -> Plan:
     pts = _points(model)
     total = pts.w[-1]
     d = ROUND_S / 2
@@ -239,7 +293,7 @@ def choose(model: IdleModel, bounds: Bounds) -> Plan:
     peaks = [
         g
         for g, w0, w1 in zip(pts.g, pts.w, pts.w[1:], strict=False)
-        if g < _BIG and (w1 - w0) >= max(PEAK_SHARE * total, PEAK_MIN)
+        if 0 < g < BINS * BIN_S and (w1 - w0) >= max(PEAK_SHARE * total, PEAK_MIN)
     ]
     for g_lo in peaks:
         # Ready a round before the peak's bin opens: the resume lands up to a round late, and
@@ -265,7 +319,7 @@ def choose(model: IdleModel, bounds: Bounds) -> Plan:
             cost = k_cost + win
             if cost < best_cost - 1e-9:
                 best_cost, plan = cost, Plan(k, ((s, e),), "histogram")
-    return _long_window(model, plan, bounds, r)
+    return plan
 
 
 def _long_window(model: IdleModel, plan: Plan, bounds: Bounds, r: float) -> Plan:
@@ -283,7 +337,7 @@ def _long_window(model: IdleModel, plan: Plan, bounds: Bounds, r: float) -> Plan
     hold = spread + 2 * ROUND_S
     if hold > min(bounds.max_s, MAX_HOLD_S) or hold / 2 > r:
         return plan
-    start = min(near) - r - 2 * ROUND_S
+    start = min(near) - r - ROUND_S  # the resume lands within a round: ready before min(near)
     return Plan(plan.keep_alive, ((start, max(near) + ROUND_S),), "long_gaps")
 
 
@@ -297,8 +351,33 @@ def current_plan(model: IdleModel | None, bounds: Bounds) -> Plan:
         r = model.resume_s() if model is not None else DEFAULT_RESUME_S
         return Plan(bounds.clamp(r))
     hold_max = bounds.max_s
+    keep = bounds.clamp(model.plan.keep_alive)
+    period = _period_window(model, keep, bounds)
+    if period is not None:
+        return Plan(keep, (period,), "period")
     windows = tuple((s, min(e, s + (model.resume_s() + hold_max))) for s, e in model.plan.windows)
-    return Plan(bounds.clamp(model.plan.keep_alive), windows, model.plan.basis)
+    return Plan(keep, windows, model.plan.basis)
+
+
+def _period_window(model: IdleModel, keep: float, bounds: Bounds) -> tuple[float, float] | None:
+    """A job started by a clock (hourly, nightly): when the last start-to-start intervals
+    agree, pre-resume for the next start, counted from this busy period's start rather than
+    from its end (a run's length varies; its start does not). Relative to the idle anchor."""
+    if model.began is None or model.last is None or len(model.periods) < PERIOD_SAMPLES - 1:
+        return None
+    recent = sorted(model.periods[-PERIOD_SAMPLES:])
+    mid = median(recent)
+    near = [p for p in recent if abs(p - mid) <= max(BIN_S, 0.01 * mid)]
+    if len(near) < PERIOD_SAMPLES - 1:
+        return None
+    r = model.resume_s()
+    offset = model.began - model.last  # <= 0: the start of the work the anchor ended
+    start = min(near) + offset - r - ROUND_S  # the resume lands within a round of this
+    end = max(near) + offset + ROUND_S
+    hold = end - start - r
+    if start <= keep or hold > min(bounds.max_s, MAX_HOLD_S) or hold / 2 > r:
+        return None
+    return (start, end)
 
 
 def hold_until(plan: Plan, anchor: float, now: float) -> float | None:
@@ -337,6 +416,10 @@ def encode(model: IdleModel) -> str:
         doc["r"] = list(model.resumes)
     if model.last is not None:
         doc["t"] = round(float(model.last), 3)
+    if model.began is not None:
+        doc["b"] = round(float(model.began), 3)
+    if model.periods:
+        doc["q"] = list(model.periods)
     if model.plan is not None:
         doc["p"] = [
             round(float(model.plan.keep_alive), 1),
@@ -368,6 +451,8 @@ def decode(text: str | None) -> IdleModel | None:
             long=tuple(int(g) for g in doc.get("l", ()))[-LONG_SAMPLES:],
             resumes=tuple(int(r) for r in doc.get("r", ()))[-RESUME_SAMPLES:],
             last=float(doc["t"]) if "t" in doc else None,
+            began=float(doc["b"]) if "b" in doc else None,
+            periods=tuple(int(q) for q in doc.get("q", ()))[-PERIOD_SAMPLES:],
             streak=int(doc.get("s", 0)),
             gaps=int(doc.get("n", 0)),
             plan=plan,

@@ -12,6 +12,11 @@ programmatically"):
   token as plain text. PAT mode sends the PAT directly.
 
 Messages raised from here never hold a token, a JWT or a response body.
+
+PyJWT and cryptography are imported on first use (a PAT deployment never loads them; a key-pair
+one loads them before the SnapStart snapshot). Tokens and the JWT are cached per process and
+forgotten after a SnapStart restore (``snapshot.py``): a token minted before the snapshot would
+be shared by every restored environment and carries an expiry judged on the snapshot's clock.
 """
 
 from __future__ import annotations
@@ -22,16 +27,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
+from spcs_gateway import snapshot
 from spcs_gateway.errors import ConfigurationError, ErrorCode, TransientError
 from spcs_gateway.registry import AuthMode, SnowflakeSettings
 from spcs_gateway.secrets import Credential, CredentialSource
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_JWT_LIFETIME_S = 3_600
@@ -49,6 +55,9 @@ _EXCHANGE_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 def public_key_fingerprint(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> str:
     """``SHA256:`` + base64(sha256(DER SubjectPublicKeyInfo)), as Snowflake stores it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
     der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -68,6 +77,8 @@ def make_keypair_jwt(
 ) -> str:
     if lifetime_s <= 0:
         raise ValueError("lifetime_s must be positive")
+    import jwt
+
     qualified = f"{jwt_account_name(account)}.{user.upper()}"
     issued = int(now)
     claims = {
@@ -77,6 +88,13 @@ def make_keypair_jwt(
         "exp": issued + min(lifetime_s, MAX_JWT_LIFETIME_S),
     }
     return jwt.encode(claims, key, algorithm="RS256")
+
+
+def warm_keypair_imports() -> None:
+    """Import what key-pair auth needs (before a SnapStart snapshot: paid once, at publish)."""
+    import jwt  # noqa: F401
+    from cryptography.hazmat.primitives import serialization  # noqa: F401
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: F401
 
 
 def snowflake_token_header(token: str) -> dict[str, str]:
@@ -131,6 +149,22 @@ class TokenProvider:
         self._force_credentials = False
         self._last_pat: str | None = None
         self.exchanges = 0  # token exchanges performed (for tests and metrics)
+        if settings.auth is AuthMode.KEYPAIR:
+            snapshot.before_snapshot(
+                lambda _tokens: warm_keypair_imports(), name="auth.warm_imports", owner=self
+            )
+        snapshot.after_restore(self.forget_tokens, name="auth.forget_tokens")
+
+    def forget_tokens(self) -> None:
+        """Drop every cached token, the JWT and the refusal back-offs (after a SnapStart
+        restore): the next call mints and exchanges anew. The credential itself is
+        re-validated by ``CredentialSource`` (its own restore hook)."""
+        with self._jwt_lock, self._lock:
+            self._ingress.clear()
+            self._refused.clear()
+            self._jwt = None
+            self._jwt_key = None
+            self._last_pat = None
 
     @property
     def mode(self) -> AuthMode:
@@ -248,6 +282,8 @@ class TokenProvider:
         return snowflake_token_header(self.ingress_token(scope_host))
 
     def _token_refresh_at(self, token: str, now: float) -> float:
+        import jwt
+
         try:
             claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
         except jwt.PyJWTError:
@@ -312,6 +348,8 @@ class TokenProvider:
         if self.mode is AuthMode.PAT:
             kwargs.update(authenticator="PROGRAMMATIC_ACCESS_TOKEN", token=self._pat())
         else:
+            from cryptography.hazmat.primitives import serialization
+
             der = self._private_key().private_bytes(
                 serialization.Encoding.DER,
                 serialization.PrivateFormat.PKCS8,

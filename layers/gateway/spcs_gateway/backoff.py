@@ -4,16 +4,23 @@ SQS redelivers a failed record once its visibility timeout lapses; the router se
 timeout per record with ChangeMessageVisibility, growing with ``ApproximateReceiveCount``.
 Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter") spreads the retries of
 one failed batch so they do not return together.
+
+Jitter only spreads retries if every execution environment draws differently. A
+``random.Random`` seeded at init is copied into every environment restored from a SnapStart
+snapshot, which would then all draw the same delays; ``jitter_rng()`` reads the OS entropy
+pool on each draw, so it holds no state a snapshot could copy.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from spcs_gateway.errors import FailureKind
+from spcs_gateway.settings import env_int
 
 # SQS refuses a visibility timeout above 12 hours.
 SQS_MAX_VISIBILITY_S = 43_200
@@ -25,6 +32,12 @@ RETRY_UNAVAILABLE_BASE_ENV = "RETRY_UNAVAILABLE_BASE_SECONDS"
 
 class Rng(Protocol):
     def random(self) -> float: ...
+
+
+def jitter_rng() -> Rng:
+    """The generator for retry jitter: no in-process state, so nothing a snapshot could share
+    (``random.SystemRandom``, about a microsecond per draw; a handful of draws per batch)."""
+    return random.SystemRandom()
 
 
 def _clamp(seconds: float, cap: int) -> int:
@@ -79,13 +92,7 @@ class BackoffPolicy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BackoffPolicy:
-        raw = environ.get(RETRY_UNAVAILABLE_BASE_ENV, "").strip()
-        if not raw:
-            return cls()
-        try:
-            base = int(raw)
-        except ValueError:
-            raise ValueError(f"{RETRY_UNAVAILABLE_BASE_ENV} must be a whole number") from None
+        base = env_int(environ, RETRY_UNAVAILABLE_BASE_ENV, cls.unavailable_base)
         if not 1 <= base <= cls.unavailable_cap:
             raise ValueError(f"{RETRY_UNAVAILABLE_BASE_ENV} must be 1..{cls.unavailable_cap}")
         return cls(unavailable_base=base)

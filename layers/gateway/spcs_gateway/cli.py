@@ -3,6 +3,7 @@
     spcs-gateway status [NAME ...]            table of managed services
     spcs-gateway resume NAME [--wait S]       ensure_ready, waiting up to S seconds (0: don't)
     spcs-gateway suspend NAME [--force]       refused while work waits, unless --force
+    spcs-gateway scale NAME --min N --max M   set the instance range (within the registry's)
     spcs-gateway reconcile                    one control round (what the schedule runs)
     spcs-gateway redrive-dlq QUEUE [--max N]  move dead letters back to their source queue
     spcs-gateway doctor [--resume S]          preflight of the Snowflake side (one table)
@@ -48,12 +49,12 @@ from spcs_gateway.control import (
     UnknownServiceError,
     build_control_plane,
 )
-from spcs_gateway.control.settings import parse_json_map
 from spcs_gateway.doctor import Doctor, format_table, passed
 from spcs_gateway.errors import GatewayError
 from spcs_gateway.redrive import RedriveError, RedriveResult, redrive_dlq, resolve_redrive
 from spcs_gateway.registry import REGISTRY_FILE_ENV, RegistryError, parse_registry
 from spcs_gateway.service_state import SERVICE_STATE_TABLE_ENV
+from spcs_gateway.settings import env_str, parse_json_map
 
 __all__ = [
     "CliError",
@@ -126,7 +127,7 @@ def build_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
             raise CliError(
                 "CONFIGURATION_ERROR", f"cannot read --registry ({exc.strerror})", EXIT_USAGE
             ) from None
-    if not env.get(SERVICE_STATE_TABLE_ENV):
+    if not env_str(env, SERVICE_STATE_TABLE_ENV):
         raise CliError(
             "CONFIGURATION_ERROR", "no state table: set SERVICE_STATE_TABLE or --state-table", 2
         )
@@ -178,8 +179,8 @@ def build_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> Doctor
     search_name = None
     search = None
     if not args.no_search:
-        search_name = (
-            args.search_service or environ.get(CORTEX_SEARCH_SERVICE_ENV) or DEFAULT_SEARCH_SERVICE
+        search_name = args.search_service or env_str(
+            environ, CORTEX_SEARCH_SERVICE_ENV, DEFAULT_SEARCH_SERVICE
         )
         search = CortexSearchClient(
             registry.snowflake.account_url, tokens, http, SearchService.parse(search_name)
@@ -217,9 +218,12 @@ def run(
         return run_doctor(build_doctor(args, environ), out, args)
     if args.command == "replay":  # offline: no AWS, no Snowflake
         from spcs_gateway.replay import main_from_args
+        from spcs_gateway.replay_plot import PlotError
 
         try:
             return main_from_args(args, out)
+        except PlotError as exc:  # no matplotlib (the 'plot' extra), or not .png/.html
+            raise CliError("USAGE", str(exc), 2) from None
         except (OSError, ValueError, KeyError) as exc:
             raise CliError("USAGE", f"cannot replay the trace ({type(exc).__name__})", 2) from None
     if args.command == "redrive-dlq":
@@ -264,6 +268,9 @@ def _run_control(control: ControlPlane, args: argparse.Namespace, out: TextIO) -
         return _result_exit(control.ensure_ready(args.name, budget_s=wait), out, args)
     if args.command == "suspend":
         return _result_exit(control.suspend(args.name, force=args.force), out, args)
+    if args.command == "scale":
+        result = control.scale(args.name, min_instances=args.min, max_instances=args.max)
+        return _result_exit(result, out, args)
     report = control.reconcile()  # reconcile
     lines = [
         f"{s.name}: {s.status} -> {s.action or 'skip'} ({s.reason or s.code}) {s.outcome}"
@@ -298,7 +305,7 @@ def _dry_run(control: ControlPlane, args: argparse.Namespace, out: TextIO) -> in
 
 
 def _json_from_env(environ: Mapping[str, str]) -> dict[str, str] | None:
-    raw = environ.get(QUEUE_URLS_ENV)
+    raw = env_str(environ, QUEUE_URLS_ENV)
     return _json_arg(raw, QUEUE_URLS_ENV) if raw else None
 
 
@@ -336,6 +343,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("suspend", help="suspend a service (refused while work waits)")
     s.add_argument("name", metavar="NAME")
     s.add_argument("--force", action="store_true", help="suspend even with queued work")
+    s = sub.add_parser("scale", help="set a service's instance range (within the registry's)")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--min", type=int, required=True, metavar="N", help="MIN_INSTANCES")
+    s.add_argument("--max", type=int, required=True, metavar="M", help="MAX_INSTANCES")
     sub.add_parser("reconcile", help="run one control round now")
     s = sub.add_parser("redrive-dlq", help="move dead letters back to their source queue")
     s.add_argument("queue", metavar="QUEUE", help="DLQ or source queue: URL, name or logical name")

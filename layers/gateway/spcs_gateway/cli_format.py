@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from spcs_gateway.control import ControlResult, Outcome, ServiceOverview
+from spcs_gateway.control import ControlCode, ControlResult, Outcome, ServiceOverview
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
@@ -40,6 +40,7 @@ def status_table(views: Sequence[ServiceOverview], now: datetime) -> str:
         "IDLE IN",
         "WHY",
         "BACKLOG",
+        "INSTANCES",
         "RESUMES",
         "SUSPENDS",
         "PAUSED",
@@ -55,6 +56,7 @@ def status_table(views: Sequence[ServiceOverview], now: datetime) -> str:
                 "-" if v.idle_countdown_s is None else _duration(v.idle_countdown_s),
                 v.idle_reason,
                 "?" if v.backlog is None else str(v.backlog),
+                _instances(v),
                 str(v.resumes_today),
                 str(v.suspends_today),
                 "yes" if v.mappings_paused else "no",
@@ -62,8 +64,18 @@ def status_table(views: Sequence[ServiceOverview], now: datetime) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    footer = "RESUMES/SUSPENDS: today (UTC). IDLE IN: time until eligible for suspension."
+    footer = (
+        "RESUMES/SUSPENDS: today (UTC). IDLE IN: time until eligible for suspension. "
+        "INSTANCES: ready/running [min..max set on the service]."
+    )
     return "\n".join(line.rstrip() for line in lines) + "\n" + footer
+
+
+def _instances(v: ServiceOverview) -> str:
+    count = f"{v.instances_ready}/{v.instances}"
+    if v.min_instances is None or v.max_instances is None:
+        return count
+    return f"{count} [{v.min_instances}..{v.max_instances}]"
 
 
 def describe_result(result: ControlResult) -> str:
@@ -76,6 +88,7 @@ def describe_result(result: ControlResult) -> str:
         Outcome.STARTING: "starting, not ready yet",
         Outcome.SUSPENDED: "suspend issued",
         Outcome.ALREADY_SUSPENDED: "already suspended",
+        Outcome.SCALED: f"instances set to {result.min_instances}..{result.max_instances}",
     }.get(result.outcome, result.outcome.value)
     return f"{result.service}: {text}{status}"
 
@@ -85,6 +98,8 @@ def failure_text(result: ControlResult) -> str:
     name = result.service
     if result.outcome is Outcome.UNKNOWN_SERVICE:
         return f"{name!r} is not in the service registry; nothing was touched"
+    if result.outcome is Outcome.REFUSED and result.code == ControlCode.OUT_OF_RANGE:
+        return f"{name}: outside the registry's min_instances..max_instances; nothing was set"
     if result.outcome is Outcome.REFUSED:
         return f"{name}: suspend refused ({result.reason}); --force suspends anyway"
     if result.outcome is Outcome.FAILED:

@@ -7,6 +7,7 @@ idle-cost simulator and the CLI's dry run can run it on a clock of their own
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -16,3 +17,8 @@ Sleep = Callable[[float], None]  # wait this many seconds
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def elapsed_ms(start: float) -> int:
+    """Whole milliseconds since ``start``, a ``time.perf_counter()`` reading."""
+    return round((time.perf_counter() - start) * 1000)

@@ -34,6 +34,9 @@ class ErrorCode(StrEnum):
     DICOM_NO_PIXEL_DATA = "DICOM_NO_PIXEL_DATA"
     DICOM_UNSUPPORTED_SYNTAX = "DICOM_UNSUPPORTED_SYNTAX"  # no permissively licensed decoder
     DICOM_UNSUPPORTED_IMAGE = "DICOM_UNSUPPORTED_IMAGE"  # photometric/bit layout not handled
+    # Poison from reference events (spcs_gateway.reference; docs/REFERENCE_ROUTE.md).
+    REFERENCE_NOT_ALLOWED = "REFERENCE_NOT_ALLOWED"  # table not on the registry's allow-list
+    REFERENCE_NOT_FOUND = "REFERENCE_NOT_FOUND"  # no row with that key (and version)
     # Transient: retried with backoff, then SQS moves the message to the DLQ.
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     THROTTLED = "THROTTLED"
@@ -84,6 +87,8 @@ POISON_CODES = frozenset(
         ErrorCode.DICOM_NO_PIXEL_DATA,
         ErrorCode.DICOM_UNSUPPORTED_SYNTAX,
         ErrorCode.DICOM_UNSUPPORTED_IMAGE,
+        ErrorCode.REFERENCE_NOT_ALLOWED,
+        ErrorCode.REFERENCE_NOT_FOUND,
     }
 )
 

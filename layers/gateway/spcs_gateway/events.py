@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, overload
 
 from pydantic import (
     AfterValidator,
@@ -151,11 +152,80 @@ class ImageEvent(_Strict):
         return self.image_id
 
 
+# -- reference events: ids only; the note or image stays in Snowflake (spcs_gateway.reference) --
+
+NOTE_REF_SCHEMA = "clinical-note-ref.v1"
+IMAGE_REF_SCHEMA = "medical-image-ref.v1"
+
+# DB.SCHEMA.TABLE, three unquoted identifiers. Whether the table may be read is the registry's
+# allow-list (``registry.ReferenceSettings``), checked by the reference route.
+_TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$"
+TableName = Annotated[str, StringConstraints(min_length=5, max_length=255, pattern=_TABLE_PATTERN)]
+# A version or updated-at value: compared with the allow-listed table's version column.
+RowVersion = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_ID_PATTERN)]
+
+
+class TableRowRef(_Strict):
+    """One row of an allow-listed table, by its key (and, when given, its version)."""
+
+    table: TableName
+    key: Identifier
+    version: RowVersion | int | None = None
+
+
+class NoteRefEvent(_Strict):
+    schema_: Literal["clinical-note-ref.v1"] = Field(alias="schema")
+    event_id: Identifier
+    source: Identifier
+    occurred_at: Rfc3339
+    note: TableRowRef
+
+    @property
+    def subject_id(self) -> str:
+        return self.note.key
+
+
+class ImageRefEvent(_Strict):
+    schema_: Literal["medical-image-ref.v1"] = Field(alias="schema")
+    event_id: Identifier
+    source: Identifier
+    occurred_at: Rfc3339
+    image: TableRowRef
+    candidate_labels: list[Label] | None = Field(
+        default=None, min_length=1, max_length=MAX_LABELS, repr=False
+    )
+    label_set: LabelSetName | None = None
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> ImageRefEvent:
+        if (self.candidate_labels is None) == (self.label_set is None):
+            raise ValueError("give exactly one of candidate_labels or label_set")
+        return self
+
+    @property
+    def subject_id(self) -> str:
+        return self.image.key
+
+
 Event = NoteEvent | ImageEvent
+ReferenceEvent = NoteRefEvent | ImageRefEvent
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(
     Annotated[NoteEvent | ImageEvent, Field(discriminator="schema_")]
 )
+
+
+@cache
+def _any_event_adapter() -> TypeAdapter[Event | ReferenceEvent]:
+    # Built on first use: it embeds ImageEvent's validator again (~10 ms at a cold start, see
+    # S3_URI_PATTERN), which only a router serving the reference route needs.
+    return TypeAdapter(
+        Annotated[
+            NoteEvent | ImageEvent | NoteRefEvent | ImageRefEvent,
+            Field(discriminator="schema_"),
+        ]
+    )
+
 
 _SAFE_LOC = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
@@ -175,7 +245,20 @@ def parse_event(body: str | bytes) -> Event:
     try:
         return _EVENT_ADAPTER.validate_json(body)
     except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        _raise_poison(exc)
+
+
+def parse_any_event(body: str | bytes) -> Event | ReferenceEvent:
+    """``parse_event`` that also takes the reference schemas (a router serving the reference
+    route). Raises ``PoisonError`` with a PHI-free detail."""
+    try:
+        return _any_event_adapter().validate_json(body)
+    except ValidationError as exc:
+        _raise_poison(exc)
+
+
+def _raise_poison(exc: ValidationError) -> NoReturn:
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
     types = {err["type"] for err in errors}
     if "json_invalid" in types or "json_type" in types:
         raise PoisonError(ErrorCode.INVALID_JSON, "body is not valid JSON") from None
@@ -196,9 +279,21 @@ def _json_object(body: str | bytes) -> Any:
         raise PoisonError(ErrorCode.INVALID_JSON, "body is not valid JSON") from None
 
 
+@overload
 def parse_message(
-    body: str | bytes, *, subjects: SubjectKeyer | None = None
-) -> list[Event | EhrNote]:
+    body: str | bytes, *, subjects: SubjectKeyer | None = None, references: Literal[False] = ...
+) -> list[Event | EhrNote]: ...
+
+
+@overload
+def parse_message(
+    body: str | bytes, *, subjects: SubjectKeyer | None = None, references: bool
+) -> list[Event | ReferenceEvent | EhrNote]: ...
+
+
+def parse_message(
+    body: str | bytes, *, subjects: SubjectKeyer | None = None, references: bool = False
+) -> list[Any]:
     """Every event one SQS message body holds, in order.
 
     * the gateway's envelope (``schema``): the one event, as ``parse_event``;
@@ -207,18 +302,21 @@ def parse_message(
       deterministic event id and its subject keyed by ``subjects``.
 
     Without ``subjects`` (a router that takes no notes) an EHR message is ``UNKNOWN_SCHEMA``.
-    Raises ``PoisonError`` with a PHI-free detail; ``ConfigurationError`` if the subject key
-    cannot be read.
+    ``references``: the envelope may also be a reference event (``clinical-note-ref.v1``,
+    ``medical-image-ref.v1``); without it those schemas are ``UNKNOWN_SCHEMA``. Raises
+    ``PoisonError`` with a PHI-free detail; ``ConfigurationError`` if the subject key cannot
+    be read.
     """
     from spcs_gateway.ehr.detect import Shape, detect
 
+    envelope = parse_any_event if references else parse_event
     shape = detect(body)
     if shape is Shape.FHIR:
         data = _json_object(body)
         if not (isinstance(data, dict) and "resourceType" in data and "schema" not in data):
-            return [parse_event(body)]
+            return [envelope(body)]
     elif shape is Shape.ENVELOPE:
-        return [parse_event(body)]
+        return [envelope(body)]
     if subjects is None:
         raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "EHR message not handled by this router")
     if shape is Shape.FHIR:

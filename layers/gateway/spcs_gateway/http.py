@@ -8,11 +8,19 @@ per request costs a TLS handshake (~19 ms measured) against ~0.4 ms on a kept co
 environment must not silently re-route PHI-bearing requests, attach other credentials, or swap
 the CA bundle. TLS is verified against certifi's bundle. A deployment that truly needs an
 egress proxy should pass an explicit ``transport`` (e.g. ``httpx.HTTPTransport(proxy=...)``).
+
+SnapStart (``snapshot.py``): the client is built at init, so it is in the snapshot. Its pooled
+connections are dropped before the snapshot and again after every restore: a kept-alive TLS
+connection restored into several environments would share one session's keys and sequence
+numbers, and its peer has long closed it anyway. The client object itself stays (the token
+provider and the SPCS client hold it); its pool refills on the next request.
 """
 
 from __future__ import annotations
 
 import httpx
+
+from spcs_gateway import snapshot
 
 # SPCS ingress closes connections idle for 90 s: drop ours well before, so a kept-alive
 # connection is never reused just as the server closes it.
@@ -29,7 +37,7 @@ def build_http_client(
 ) -> httpx.Client:
     if max_connections < 1:
         raise ValueError("max_connections must be at least 1")
-    return httpx.Client(
+    client = httpx.Client(
         timeout=timeout or DEFAULT_TIMEOUT,
         limits=httpx.Limits(
             max_connections=max_connections,
@@ -42,3 +50,17 @@ def build_http_client(
         headers={"User-Agent": USER_AGENT},
         transport=transport,
     )
+    snapshot.before_snapshot(drop_connections, name="http.drop_connections", owner=client)
+    snapshot.after_restore(drop_connections, name="http.drop_connections", owner=client)
+    return client
+
+
+def drop_connections(client: httpx.Client) -> None:
+    """Close every pooled connection of ``client`` and keep the client usable: the next
+    request opens a new connection (new TCP and TLS handshake)."""
+    transports: list[httpx.BaseTransport] = [client._transport]
+    transports += [t for t in client._mounts.values() if t is not None]
+    if client.is_closed:
+        return
+    for transport in transports:
+        transport.close()

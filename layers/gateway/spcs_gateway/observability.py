@@ -33,6 +33,8 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from spcs_gateway.settings import env_str
+
 DEFAULT_SERVICE = "spcs-gateway"
 DEFAULT_NAMESPACE = "SpcsGateway"
 NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
@@ -139,7 +141,7 @@ def quiet_third_party_loggers() -> None:
 
 
 def service_name() -> str:
-    return os.environ.get(SERVICE_ENV) or DEFAULT_SERVICE
+    return env_str(os.environ, SERVICE_ENV, DEFAULT_SERVICE)
 
 
 _logger: Logger | None = None
@@ -163,7 +165,7 @@ def get_metrics(service: str | None = None) -> Metrics:
     ``service`` dimension; Powertools would otherwise use POWERTOOLS_SERVICE_NAME."""
     global _metrics
     if _metrics is None:
-        namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+        namespace = env_str(os.environ, NAMESPACE_ENV, DEFAULT_NAMESPACE)
         _metrics = Metrics(namespace=namespace)
     current = _metrics.provider.default_dimensions.get("service")
     if service and current != service:
@@ -213,7 +215,7 @@ def get_tracer() -> Tracer:
 
 def emit_outcome_counts(service: str, counts: Mapping[str, int]) -> None:
     """One EMF blob per outcome: metric ``Records`` with dimensions service and outcome."""
-    namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+    namespace = env_str(os.environ, NAMESPACE_ENV, DEFAULT_NAMESPACE)
     for outcome, count in sorted(counts.items()):
         if count <= 0:
             continue

@@ -59,6 +59,17 @@ class QueueMonitor:
         )
 
 
+# Lambda's bounds of an SQS event source mapping's ScalingConfig.MaximumConcurrency
+# (docs/SNOWFLAKE_FACTS.md, "Scaling a service").
+MIN_MAPPING_CONCURRENCY = 2
+MAX_MAPPING_CONCURRENCY = 1000
+
+
+def clamp_concurrency(value: int) -> int:
+    """``value`` within the bounds Lambda accepts for ``MaximumConcurrency``."""
+    return min(max(int(value), MIN_MAPPING_CONCURRENCY), MAX_MAPPING_CONCURRENCY)
+
+
 @dataclass(frozen=True)
 class MappingState:
     uuid: str
@@ -115,3 +126,22 @@ class EventSourceMappings:
 
     def resume(self, queues: Iterable[str]) -> int:
         return self.set_enabled(queues, True)
+
+    def set_concurrency(self, queues: Iterable[str], maximum: int) -> int:
+        """Set ``ScalingConfig.MaximumConcurrency`` (clamped to 2..1000) on every mapping of the
+        queues, so the routers' concurrency follows the service's ready instances; returns how
+        many were changed."""
+        value = clamp_concurrency(maximum)
+        changed = 0
+        for queue in queues:
+            if queue not in self._arns:
+                continue
+            for uuid in self._mapping_uuids(queue):
+                conf = self._lambda.get_event_source_mapping(UUID=uuid)
+                if conf.get("ScalingConfig", {}).get("MaximumConcurrency") == value:
+                    continue
+                self._lambda.update_event_source_mapping(
+                    UUID=uuid, ScalingConfig={"MaximumConcurrency": value}
+                )
+                changed += 1
+        return changed

@@ -1,7 +1,7 @@
 """Readiness hook: how a router tells the control plane that a service is not answering.
 
 The one thing a router may ask of the control plane is "make this service ready": the hook has
-no suspend, status or reconcile. ``control_client.ControlReadinessHook`` sends it (async
+no suspend, status or reconcile. ``control_invoke.ControlReadinessHook`` sends it (async
 ``ensure_ready`` through the control function's ensure-ready alias, where nothing else is
 served); without a control function the routers use ``NoopReadinessHook`` and simply back off.
 """

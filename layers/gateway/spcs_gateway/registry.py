@@ -32,6 +32,10 @@ from spcs_gateway.model_signature import TASK_INPUTS as TASK_INPUTS
 from spcs_gateway.model_signature import Signature as Signature
 from spcs_gateway.model_signature import StrictModel as _Strict
 from spcs_gateway.model_signature import Task as Task
+from spcs_gateway.reference.allow_list import ImageTable as ImageTable
+from spcs_gateway.reference.allow_list import NoteTable as NoteTable
+from spcs_gateway.reference.allow_list import ReferenceSettings as ReferenceSettings
+from spcs_gateway.settings import env_str
 
 REGISTRY_ENV = "SPCS_GATEWAY_REGISTRY"
 REGISTRY_FILE_ENV = "SPCS_GATEWAY_REGISTRY_FILE"
@@ -171,6 +175,11 @@ LabelList = Annotated[
 ]
 
 
+# Upper bound of a service's instance range accepted in the registry (docs/SNOWFLAKE_FACTS.md,
+# "Scaling a service").
+MAX_SERVICE_INSTANCES = 50
+
+
 class ServiceConfig(_Strict):
     """One managed SPCS model service."""
 
@@ -230,6 +239,15 @@ class ServiceConfig(_Strict):
     bytes_encoding: Literal["base64", "hex"] = "base64"
     # Logical queue names that feed this service (the control plane checks their backlog).
     queues: list[str] = Field(default_factory=list)
+    # Instance-count range the control plane (scaling.py) and operators may set with
+    # ALTER SERVICE ... SET MIN_INSTANCES / MAX_INSTANCES; 1..1 never scales.
+    min_instances: int = Field(default=1, ge=1, le=MAX_SERVICE_INSTANCES)
+    max_instances: int = Field(default=1, ge=1, le=MAX_SERVICE_INSTANCES)
+    # Backlog-driven scaling aims to clear the queued backlog within this many seconds.
+    drain_target_seconds: int = Field(default=900, ge=60, le=86_400)
+    # Router invocations per READY instance: a scalable service's event source mappings get
+    # MaximumConcurrency = ready instances x this (Lambda's bounds 2..1000 apply).
+    mapping_concurrency_per_instance: int = Field(default=2, ge=1, le=500)
 
     @field_validator("url")
     @classmethod
@@ -247,6 +265,12 @@ class ServiceConfig(_Strict):
         unknown = set(self.param_values) - {p.name for p in self.effective_signature.params}
         if unknown:
             raise ValueError("param_values: names a parameter the signature does not have")
+        return self
+
+    @model_validator(mode="after")
+    def _instance_range(self) -> ServiceConfig:
+        if self.min_instances > self.max_instances:
+            raise ValueError("min_instances must not exceed max_instances")
         return self
 
     @property
@@ -319,6 +343,7 @@ class Registry(_Strict):
     pools: list[PoolConfig] = Field(default_factory=list)
     images: ImageSettings = Field(default_factory=ImageSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
+    references: ReferenceSettings = Field(default_factory=ReferenceSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Registry:
@@ -367,15 +392,15 @@ def parse_registry(document: str | bytes | dict[str, Any]) -> Registry:
 def load_registry(environ: dict[str, str] | None = None) -> Registry:
     """Load the registry from the environment (JSON, file path, or SSM parameter name)."""
     env = os.environ if environ is None else environ
-    if raw := env.get(REGISTRY_ENV):
+    if raw := env_str(env, REGISTRY_ENV):
         return parse_registry(raw)
-    if path := env.get(REGISTRY_FILE_ENV):
+    if path := env_str(env, REGISTRY_FILE_ENV):
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise RegistryError(f"cannot read registry file ({exc.strerror})") from None
         return parse_registry(text)
-    if param := env.get(REGISTRY_PARAM_ENV):
+    if param := env_str(env, REGISTRY_PARAM_ENV):
         from aws_lambda_powertools.utilities import parameters
 
         value = parameters.get_parameter(param, max_age=300)

@@ -1,7 +1,7 @@
 """Replay your own traffic: what each scale-to-zero policy would have billed, per service.
 
-    spcs-gateway replay FILE [--resume-seconds R] [--json]
-    python -m bench.idle_cost --trace FILE [--resume-seconds R] [--json]
+    spcs-gateway replay FILE [--resume-seconds R] [--json] [--plot OUT.png|OUT.html]
+    python -m bench.idle_cost --trace FILE [--resume-seconds R] [--json] [--plot ...]
 
 FILE is either per-minute invocation counts in the Azure Functions 2019 public trace layout
 (``HashOwner,HashApp,HashFunction,Trigger,1,...,1440``; ``minute_N`` column names and files
@@ -14,10 +14,11 @@ to the simulator (``bench/idle_cost.py``): the simulator drives the real
 clock, event by event, which is exact but far too slow for months of busy services. The
 replay evaluates the same decisions per idle gap instead: it groups arrivals into busy
 periods (pauses shorter than a control round are continuations, as the control plane sees
-them), feeds the same pure learning functions of ``spcs_gateway.adaptive`` (gaps as the
-control plane measures them: exactly when a caller finds the service asleep, else to the
-round), asks the same ``adaptive.hold_until`` / ``pre_resume_due`` at the control rounds
-where the decision can change, and computes billing and waits in closed form. It leaves out
+them), feeds the same pure learning functions of ``spcs_gateway.adaptive`` (gaps and
+busy-period starts as the control plane measures them: exactly when a caller finds the
+service asleep, else the middle of the round that saw the work begin), asks the same
+``adaptive.hold_until`` / ``pre_resume_due`` at the control rounds where the decision can
+change, and computes billing and waits in closed form. It leaves out
 the router's retry back-off and the readiness poll (a few seconds per resume), so it is
 slightly optimistic for our policies compared with the simulator; the baselines are computed
 exactly as in the simulator.
@@ -34,12 +35,12 @@ import sys
 import time
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from spcs_gateway import adaptive
+from spcs_gateway import adaptive, replay_plot
 
 ROUND = 60.0  # the control function's schedule
 FIXED_GRID = (60, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 14400)
@@ -256,8 +257,8 @@ def ours(
                 ready_at,
             )
         if not state_up:  # a caller finds it asleep: ensure_ready resumes it now
-            if prev_end is not None and mode == "adaptive":
-                model = adaptive.observe_arrival(model, b0)
+            if mode == "adaptive":  # the first: quiet since the trace's start (at least)
+                model = adaptive.observe_arrival(model, b0, 0.0 if prev_end is None else None)
             run.up(b0)
             state_up, resumed_at, ready_at = True, b0, b0 + r
             model = adaptive.observe_resume(model, r)
@@ -266,7 +267,8 @@ def ours(
         end = max(b1, ready_at)
         for _ in range(min(int((end - b0) // ROUND), 3)):
             model = adaptive.add_continuation(model)
-        model = adaptive.replan(model, bounds) if mode == "adaptive" else model
+        if mode == "adaptive":
+            model = adaptive.replan(replace(model, last=end), bounds)
         prev_end = end
     if prev_end is not None and state_up:
         state_up, *_ = _gap(
@@ -328,9 +330,9 @@ def _gap(
                     if end < nxt:
                         run.down(end)
                         up = False
-        if nxt < math.inf:  # what the control plane learns about this gap
-            seen = (math.floor(nxt / ROUND) * ROUND) - anchor
-            model = model if not up else adaptive.add_gap(model, seen)
+        if nxt < math.inf and up:  # what a round learns: the gap ended since its last look
+            start = math.floor(nxt / ROUND) * ROUND + ROUND / 2
+            model = adaptive.add_start(adaptive.add_gap(model, start - anchor), start)
     return up, resumed_at, ready_at, model
 
 
@@ -354,6 +356,7 @@ def evaluate(service: Service, horizon: float, r: float) -> dict[str, Any]:
         "events": n,
         "policies": {k: v.as_dict(n) for k, v in outcomes.items()},
         "fixed_best_seconds": best_t,
+        "_arrivals": a,
         "_outcomes": outcomes,
         "_model": model,
     }
@@ -432,7 +435,13 @@ _COLS = ("always_on", "fixed_1800s", "fixed_best", "fixed", "adaptive", "optimum
 def main_from_args(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     r = 180.0 if args.resume_seconds is None else float(args.resume_seconds)
+    target = getattr(args, "plot", None)
+    if target:  # fail fast: a bad extension or no matplotlib, before the replay runs
+        replay_plot.require(Path(target))
     result = replay(Path(args.trace), r)
+    if target:
+        top = getattr(args, "plot_top", 10)
+        result["plot"] = str(replay_plot.from_replay(result, Path(target), top))
     result.pop("_rows")
     out.write((json.dumps(result, indent=2) if args.json else "\n".join(table(result))) + "\n")
     return 0
@@ -441,3 +450,4 @@ def main_from_args(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace", metavar="FILE", help="Azure Functions per-minute CSV or JSONL")
     parser.add_argument("--resume-seconds", type=float, default=None, help="R (default 180)")
+    replay_plot.add_arguments(parser)

@@ -6,6 +6,12 @@ cached here too, so a PEM (possibly passphrase-protected, i.e. slow to load) is 
 secret value, not per request.
 
 Nothing in this module ever puts secret material into an exception message or a repr.
+
+SnapStart (``snapshot.py``): after a restore the cached value counts as expired and the next
+``get`` re-reads the secret past Powertools' cache, because the age of anything cached before
+the snapshot was measured on a clock that does not span the snapshot (``time.monotonic`` in a
+restored microVM says nothing about how long the snapshot was stored). A value that did not
+change keeps its parsed key object.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spcs_gateway import snapshot
 from spcs_gateway.errors import ConfigurationError, ErrorCode
 from spcs_gateway.registry import AuthMode, SnowflakeSettings
 
@@ -54,6 +61,17 @@ def _powertools_fetch(secret_id: str, max_age: int, force: bool) -> str | bytes:
     if not isinstance(value, str | bytes):
         raise _config_error("secret value has an unexpected type")
     return value
+
+
+def warm_secret_client() -> None:
+    """Build Powertools' Secrets Manager provider (and its boto3 client) now: a SnapStart
+    before-snapshot hook, so a restored environment's first request does not pay for loading
+    the service model. No call is made; the secret itself stays out of the snapshot."""
+    from aws_lambda_powertools.utilities.parameters import constants
+    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
+    if "secrets" not in constants.DEFAULT_PROVIDERS:
+        constants.DEFAULT_PROVIDERS["secrets"] = SecretsProvider()
 
 
 def parse_secret(mode: AuthMode, raw: str | bytes) -> Credential:
@@ -129,20 +147,33 @@ class CredentialSource:
         self._cached: Credential | None = None
         self._cached_digest: bytes | None = None
         self._fetched_at = 0.0
+        self._stale = False  # set by a restore: the next get re-reads past every cache
+        if self._ref.secret_id is not None and fetch_secret is None:
+            snapshot.before_snapshot(
+                lambda _source: warm_secret_client(), name="secrets.warm_client", owner=self
+            )
+        snapshot.after_restore(self.expire, name="secrets.expire")
+
+    def expire(self) -> None:
+        """Treat the cached value as expired: the next ``get`` re-reads the secret with
+        ``force`` (past Powertools' cache too)."""
+        with self._lock:
+            self._stale = True
 
     def get(self, *, force: bool = False) -> Credential:
         with self._lock:
             now = self._clock()
-            fresh = now - self._fetched_at < self._ref.max_age_seconds
+            fresh = now - self._fetched_at < self._ref.max_age_seconds and not self._stale
             if self._cached is not None and fresh and not force:
                 return self._cached
-            raw = self._read(force)
+            raw = self._read(force or self._stale)
             digest = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).digest()
             if self._cached is None or digest != self._cached_digest:
                 # Parse only when the value changed (rotation), keeping the key object stable.
                 self._cached = parse_secret(self._mode, raw)
                 self._cached_digest = digest
             self._fetched_at = now
+            self._stale = False
             return self._cached
 
     def _read(self, force: bool) -> str | bytes:

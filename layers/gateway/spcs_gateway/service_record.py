@@ -3,8 +3,9 @@
 ``ServiceRecord`` is one item of the service-state table (``service_state.ServiceStateStore``
 in DynamoDB, ``control.memory.MemoryStateStore`` in memory): the last observed Snowflake status
 (``status.ServiceStatus``), activity, our last resume and suspend, the resume lease, whether the
-feeding event source mappings are paused, the on-demand counter, resume/suspend counters and the
-adaptive policy's learned idle gaps and resume times (``adaptive.IdleModel``). Names, statuses,
+feeding event source mappings are paused, the on-demand counter, resume/suspend counters, the
+adaptive policy's learned idle gaps and resume times (``adaptive.IdleModel``) and the scaling
+policy's last decision and learned rate (``scaling.py``). Names, statuses,
 timestamps, durations and counters only: never PHI.
 """
 
@@ -53,6 +54,17 @@ class ServiceRecord:
     resumes_today: int = 0
     suspends_today: int = 0
     idle_model: IdleModel | None = None  # adaptive policy: learned gaps, resume times, plan
+    # Scaling (scaling.py): the instance count last set (MIN = MAX), when and why; an
+    # operator's manual range (None: the registry's); the learned rows/s per ready instance;
+    # the backlog the last round saw (its trend and the rate are measured against it).
+    instances: int | None = None
+    scaled_at: datetime | None = None
+    scale_reason: str | None = None
+    manual_min: int | None = None
+    manual_max: int | None = None
+    rate: float | None = None
+    backlog: int | None = None
+    backlog_at: datetime | None = None
 
     def lease_active(self, now: datetime) -> bool:
         return (

@@ -20,6 +20,8 @@ are conditional, so DynamoDB's per-item atomicity gives the guarantees:
   begin and end blocks suspension for at most ``ttl``. Choose ``ttl`` longer than the longest
   on-demand call (the API function's timeout): then an expired counter can only hold leaked
   counts, and resetting it loses no live call.
+- ``record_scale`` / ``set_manual_range`` / ``record_backlog`` keep the scaling policy's last
+  decision, an operator's range and the backlog sample (plain sets: one round writes them);
 - ``save_idle_model`` replaces the adaptive policy's learned record (``adaptive.encode``: gap
   counts, resume durations, the plan: times only, a few KB at most) only if the item still holds
   what the caller read (optimistic concurrency: the loser re-reads, or drops one observation).
@@ -29,18 +31,16 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from spcs_gateway import adaptive
 from spcs_gateway.aws_errors import has_aws_code
-from spcs_gateway.clock import Clock, utc_now
-from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.service_record import ServiceRecord, counter_day
+from spcs_gateway.settings import env_str
 from spcs_gateway.status import Observation, ServiceStatus
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ KEY_ATTRIBUTE = "service"
 # inside one invocation, short enough that a crashed holder is taken over within minutes.
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
 DEFAULT_ON_DEMAND_TTL = timedelta(minutes=15)  # >= the API function's maximum timeout
-DEFAULT_ACTIVITY_INTERVAL = timedelta(seconds=5)
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _NAME_RE = re.compile(r"#(\w+)")
@@ -88,6 +87,16 @@ def _read_str(item: Mapping[str, Any], attr: str) -> str | None:
     return str(value["S"]) if value and "S" in value else None
 
 
+def _read_num(item: Mapping[str, Any], attr: str) -> float | None:
+    value = item.get(attr)
+    return float(value["N"]) if value and "N" in value else None
+
+
+def _read_opt_int(item: Mapping[str, Any], attr: str) -> int | None:
+    number = _read_num(item, attr)
+    return None if number is None else int(number)
+
+
 def _read_bool(item: Mapping[str, Any], attr: str) -> bool:
     value = item.get(attr)
     return bool(value.get("BOOL", False)) if value else False
@@ -117,6 +126,14 @@ def state_from_item(name: str, item: Mapping[str, Any] | None) -> ServiceRecord:
         resumes_today=_read_int(item, "resumes_today"),
         suspends_today=_read_int(item, "suspends_today"),
         idle_model=adaptive.decode(_read_str(item, "idle_model")),
+        instances=_read_opt_int(item, "instances"),
+        scaled_at=_read_ts(item, "scaled_at"),
+        scale_reason=_read_str(item, "scale_reason"),
+        manual_min=_read_opt_int(item, "manual_min"),
+        manual_max=_read_opt_int(item, "manual_max"),
+        rate=_read_num(item, "rate"),
+        backlog=_read_opt_int(item, "backlog"),
+        backlog_at=_read_ts(item, "backlog_at"),
     )
 
 
@@ -134,7 +151,7 @@ class ServiceStateStore:
         environ: Mapping[str, str] | None = None,
     ) -> ServiceStateStore:
         env = os.environ if environ is None else environ
-        table = env.get(SERVICE_STATE_TABLE_ENV)
+        table = env_str(env, SERVICE_STATE_TABLE_ENV)
         if not table:
             raise ValueError(f"{SERVICE_STATE_TABLE_ENV} is not set")
         if dynamodb_client is None:
@@ -203,8 +220,9 @@ class ServiceStateStore:
             "Key": {KEY_ATTRIBUTE: _str(name)},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": {f"#{a}": a for a in set(_NAME_RE.findall(text))},
-            "ExpressionAttributeValues": values,
         }
+        if values:  # DynamoDB refuses an empty map (a plain REMOVE has no values)
+            kwargs["ExpressionAttributeValues"] = values
         if condition:
             kwargs["ConditionExpression"] = condition
         try:
@@ -358,101 +376,32 @@ class ServiceStateStore:
             "#on_demand > :zero",
         )
 
+    # -- scaling (scaling.py; plain last-writer-wins sets: one control round writes them) ---
 
-# ---------------------------------------------------------------------------------------------
-# Activity recording from routers and the API
-
-
-class ActivityThrottle:
-    """Pure throttle: allow one write per service name per ``interval`` (thread-safe)."""
-
-    def __init__(self, interval: timedelta = DEFAULT_ACTIVITY_INTERVAL) -> None:
-        self._interval = interval
-        self._last: dict[str, datetime] = {}
-        self._lock = threading.Lock()
-
-    def should_write(self, name: str, now: datetime) -> bool:
-        """True (and remembers ``now``) when the last allowed write is ``interval`` old or
-        more, or lies in the future (the clock stepped back)."""
-        with self._lock:
-            last = self._last.get(name)
-            if last is not None and last <= now < last + self._interval:
-                return False
-            self._last[name] = now
-            return True
-
-
-class ActivitySink(Protocol):
-    def record_activity(self, name: str, now: datetime) -> bool: ...
-
-
-class ActivityRecorder:
-    """What routers and the API call per batch/request: one store write per service per
-    ``interval`` per container. A failed write is swallowed (returns False): activity is a
-    hint for the idle timer and must never fail the inference path; the next write after the
-    interval repairs it."""
-
-    def __init__(
-        self,
-        store: ActivitySink,
-        interval: timedelta = DEFAULT_ACTIVITY_INTERVAL,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._store = store
-        self._throttle = ActivityThrottle(interval)
-        self._clock = clock
-
-    def record(self, name: str, now: datetime | None = None) -> bool:
-        """True when a write was made now."""
-        at = self._clock() if now is None else now
-        if not self._throttle.should_write(name, at):
-            return False
-        try:
-            return self._store.record_activity(name, at)
-        except (ClientError, BotoCoreError):
-            return False
-
-
-class StateReader(Protocol):
-    def get(self, name: str) -> ServiceRecord: ...
-
-
-class ResumeWindow:
-    """Whether a service is starting, from its service-state item: the control plane resumed it
-    less than ``grace`` ago, or last saw it PENDING or RUNNING without every instance ready.
-
-    The SPCS client asks only when a 401 survives a token refresh (rare), and the answer is
-    cached per service for ``cache`` so a burst of refused requests costs one read.
-    """
-
-    def __init__(
-        self,
-        store: StateReader,
-        grace: timedelta = timedelta(minutes=5),
-        cache: timedelta = timedelta(seconds=5),
-        clock: Clock = utc_now,
-    ) -> None:
-        self._store = store
-        self._grace = grace
-        self._cache = cache
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._answers: dict[str, tuple[datetime, bool]] = {}
-
-    def starting(self, service: ServiceConfig) -> bool:
-        now = self._clock()
-        with self._lock:
-            cached = self._answers.get(service.name)
-        if cached is not None and now - cached[0] < self._cache:
-            return cached[1]
-        try:
-            state = self._store.get(service.name)
-        except (ClientError, BotoCoreError):
-            return False
-        answer = (state.resumed_at is not None and now - state.resumed_at < self._grace) or (
-            state.status is ServiceStatus.PENDING
-            or (state.status is ServiceStatus.RUNNING and not state.ready)
+    def record_scale(self, name: str, instances: int, reason: str, now: datetime) -> None:
+        """The instance count was set (MIN = MAX = ``instances``) at ``now`` for ``reason``."""
+        self._update(
+            name,
+            "SET #instances = :n, #scaled_at = :now, #scale_reason = :reason",
+            {":n": _int(instances), ":now": _ts(now), ":reason": _str(reason)},
         )
-        with self._lock:
-            self._answers[service.name] = (now, answer)
-        return answer
+
+    def set_manual_range(self, name: str, low: int | None, high: int | None) -> None:
+        """An operator's range (``spcs-gateway scale``); None and None: back to the registry's."""
+        if low is None or high is None:
+            self._update(name, "REMOVE #manual_min, #manual_max", {})
+            return
+        self._update(
+            name,
+            "SET #manual_min = :low, #manual_max = :high",
+            {":low": _int(low), ":high": _int(high)},
+        )
+
+    def record_backlog(self, name: str, backlog: int, rate: float | None, now: datetime) -> None:
+        """The backlog a round saw, and the rate learned from it (None: not learned yet)."""
+        values: dict[str, AttributeValueTypeDef] = {":b": _int(backlog), ":now": _ts(now)}
+        expression = "SET #backlog = :b, #backlog_at = :now"
+        if rate is not None:
+            expression += ", #rate = :rate"
+            values[":rate"] = {"N": f"{rate:.6f}"}
+        self._update(name, expression, values)

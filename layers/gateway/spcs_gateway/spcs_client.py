@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
 
 from spcs_gateway.auth import TokenProvider, snowflake_token_header
 from spcs_gateway.batching import plan_batches
+from spcs_gateway.clock import elapsed_ms
 from spcs_gateway.codec import ENVELOPE_OVERHEAD, decode_response, encode_request, encoded_row_size
 from spcs_gateway.errors import (
     ConfigurationError,
@@ -41,15 +41,32 @@ from spcs_gateway.errors import (
     GatewayError,
     PoisonError,
     ServiceUnavailableError,
-    TransientError,
     error_for_status,
 )
 from spcs_gateway.probes import probe_values
 from spcs_gateway.registry import Registry, ServiceConfig
+from spcs_gateway.spcs_attempt import (
+    MAX_IN_CALL_RETRY_AFTER_S,
+    REFRESH_STATUSES,
+    SPLIT_STATUSES,
+    Attempt,
+    is_refusal,
+    parse_retry_after,
+    retry_in_call,
+    transport_error,
+)
 
-# Statuses that mean "some row in this request is unacceptable": split to find it.
-_SPLIT_STATUSES = frozenset({400, 413, 422})
-_REFRESH_STATUSES = frozenset({401, 403})
+__all__ = [
+    "MAX_IN_CALL_RETRY_AFTER_S",
+    "Inference",
+    "InferenceInput",
+    "RowResult",
+    "SpcsClient",
+    "SpcsClientStats",
+    "StartupSignal",
+    "parse_retry_after",
+]
+
 _MAX_WORKERS = 64
 # After the service last looked unavailable (or was resumed), a 401 means "still starting"
 # for this long. Model load on resume takes minutes.
@@ -83,6 +100,14 @@ class RowResult:
         return self.error is None
 
 
+class Inference(Protocol):
+    """What callers (the pipeline, the doctor) need of ``SpcsClient``; tests pass fakes."""
+
+    def infer(
+        self, service: ServiceConfig, inputs: Sequence[InferenceInput]
+    ) -> list[RowResult]: ...
+
+
 @dataclass
 class SpcsClientStats:
     """Counters for tests and metrics (counts only, no PHI)."""
@@ -93,66 +118,6 @@ class SpcsClientStats:
     token_refreshes: int = 0  # 401/403 answers that caused a token refresh
     retries: int = 0  # in-call retries after a 5xx
     probes: int = 0  # probe rows sent after a call whose rows were all refused
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    outputs: dict[int, Any] | None  # input index -> output
-    error: GatewayError | None
-    latency_ms: int
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent
-    or unparseable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(text).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def _transport_error(exc: httpx.HTTPError) -> GatewayError:
-    name = type(exc).__name__
-    if isinstance(exc, httpx.PoolTimeout):
-        # Our own connection pool is exhausted: nothing says the service is down.
-        return TransientError(ErrorCode.SERVICE_ERROR, f"connection pool exhausted ({name})")
-    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
-        # Refused/reset connections and timeouts: the service may be suspended or starting.
-        return ServiceUnavailableError(ErrorCode.SERVICE_UNAVAILABLE, f"transport error ({name})")
-    return TransientError(ErrorCode.SERVICE_ERROR, f"transport error ({name})")
-
-
-# Longest Retry-After honoured inside a call; longer ones go back to the queue as THROTTLED.
-MAX_IN_CALL_RETRY_AFTER_S = 1.0
-
-
-def _retry_in_call(error: GatewayError) -> bool:
-    """Whether a failed request is worth one immediate retry before the caller sees it."""
-    if error.kind is FailureKind.TRANSIENT:
-        return (error.status or 0) >= 500
-    if error.kind is FailureKind.UNAVAILABLE:
-        return True
-    if error.kind is FailureKind.THROTTLED:
-        return error.retry_after is None or error.retry_after <= MAX_IN_CALL_RETRY_AFTER_S
-    return False
-
-
-def _is_refusal(error: GatewayError | None) -> bool:
-    """The model refused the request's content (400/422), as opposed to its size or a fault."""
-    return error is not None and error.code is ErrorCode.MODEL_REJECTED_INPUT
-
-
-def _ms(start: float) -> int:
-    return round((time.perf_counter() - start) * 1000)
 
 
 class SpcsClient:
@@ -238,7 +203,7 @@ class SpcsClient:
     def _confirm_refusals(
         self, service: ServiceConfig, outcome: dict[int, tuple[Any, GatewayError | None, int]]
     ) -> dict[int, tuple[Any, GatewayError | None, int]]:
-        refused = [i for i, (_, err, _) in outcome.items() if _is_refusal(err)]
+        refused = [i for i, (_, err, _) in outcome.items() if is_refusal(err)]
         if not refused or any(err is None for _, err, _ in outcome.values()):
             return outcome  # nothing refused, or the service accepted some rows: poison
         verdict = self._probe(service)
@@ -261,7 +226,7 @@ class SpcsClient:
         attempt = self._request(service, [probe], [0])
         verdict: GatewayError | None = None
         if attempt.error is not None:
-            if _is_refusal(attempt.error):
+            if is_refusal(attempt.error):
                 verdict = ConfigurationError(
                     ErrorCode.SIGNATURE_MISMATCH,
                     "the service refuses a known-good probe row",
@@ -345,7 +310,7 @@ class SpcsClient:
             return {i: (attempt.outputs[i], None, attempt.latency_ms) for i in indices}
         error: GatewayError | None = attempt.error
         assert error is not None
-        if error.kind is FailureKind.POISON and error.status in _SPLIT_STATUSES:
+        if error.kind is FailureKind.POISON and error.status in SPLIT_STATUSES:
             if len(indices) > 1:
                 # Bisect: one bad row among n costs about 2*log2(n) extra requests; every row
                 # bad costs at most 2n-1 requests in total.
@@ -369,7 +334,7 @@ class SpcsClient:
 
     def _request(
         self, service: ServiceConfig, inputs: Sequence[InferenceInput], indices: list[int]
-    ) -> _Attempt:
+    ) -> Attempt:
         # Row indices on the wire are request-local positions; never the caller's keys.
         body = encode_request(service, [(pos, inputs[i].values) for pos, i in enumerate(indices)])
         url = service.url + service.method_path
@@ -386,7 +351,7 @@ class SpcsClient:
             try:
                 token = self._tokens.ingress_token(host)
             except GatewayError as err:
-                return _Attempt(None, err, latency_ms)
+                return Attempt(None, err, latency_ms)
             headers = {
                 "Content-Type": "application/json",
                 "Accept": "application/json",
@@ -403,7 +368,7 @@ class SpcsClient:
                     response = self._http.post(url, content=body, headers=headers, timeout=timeout)
                 except httpx.HTTPError as exc:
                     failure = exc
-                latency_ms = _ms(start)
+                latency_ms = elapsed_ms(start)
             if response is None:
                 assert failure is not None
                 # A dropped or refused connection is retried once (inference requests are
@@ -413,21 +378,21 @@ class SpcsClient:
                     retried = True
                     self._pause_before_retry(None)
                     continue
-                error = _transport_error(failure)
+                error = transport_error(failure)
                 if error.kind is FailureKind.UNAVAILABLE:
                     self._note_unavailable(service)
-                return _Attempt(None, error, latency_ms)
+                return Attempt(None, error, latency_ms)
 
             status = response.status_code
             if 200 <= status < 300:
                 try:
                     decoded = decode_response(service, response.content, range(len(indices)))
                 except GatewayError as err:
-                    return _Attempt(None, err, latency_ms)
+                    return Attempt(None, err, latency_ms)
                 outputs = {i: decoded[pos] for pos, i in enumerate(indices)}
-                return _Attempt(outputs, None, latency_ms)
+                return Attempt(outputs, None, latency_ms)
 
-            if status in _REFRESH_STATUSES:
+            if status in REFRESH_STATUSES:
                 if not refreshed:
                     refreshed = True
                     self._tokens.invalidate(host, token=token)
@@ -436,7 +401,7 @@ class SpcsClient:
                     continue
                 if status == 401 and self._starting(service):
                     # A starting endpoint refuses valid tokens for a while: not our credential.
-                    return _Attempt(
+                    return Attempt(
                         None,
                         ServiceUnavailableError(
                             ErrorCode.SERVICE_UNAVAILABLE,
@@ -452,7 +417,7 @@ class SpcsClient:
                 error = ConfigurationError(
                     code, f"HTTP {status} after token refresh", status=status
                 )
-                return _Attempt(None, error, latency_ms)
+                return Attempt(None, error, latency_ms)
 
             retry_after = None
             if status == 429:
@@ -462,11 +427,11 @@ class SpcsClient:
             error = error_for_status(status, retry_after=retry_after)
             if error.kind is FailureKind.UNAVAILABLE:
                 self._note_unavailable(service)
-            if not retried and _retry_in_call(error):
+            if not retried and retry_in_call(error):
                 # One quick retry absorbs a blip (a 500, a 503/429 from a busy or restarting
                 # instance) without a trip through SQS, which costs a receive count; a second
                 # failure goes back to the queue with its class (readiness, backoff).
                 retried = True
                 self._pause_before_retry(error.retry_after)
                 continue
-            return _Attempt(None, error, latency_ms)
+            return Attempt(None, error, latency_ms)

@@ -1,10 +1,10 @@
 """SPCS services and compute pools through SQL: the Snowflake adapter of the control plane.
 
-``SqlSpcsServices`` observes, resumes and suspends the managed services and their pools
+``SqlSpcsServices`` observes, resumes, suspends and scales the managed services and their pools
 (``SHOW SERVICES``, ``SHOW SERVICE CONTAINERS``, ``SHOW COMPUTE POOLS``, ``ALTER ...``); it
 implements ``control.ports.SpcsServices`` (``control.memory.MemorySpcsServices`` is the
 in-memory one). Not to be confused with the control plane itself (``control/``) or with the
-client other functions use to invoke the control function (``control_client.py``).
+client other functions use to invoke the control function (``control_invoke.py``).
 
 Only names from the service registry reach this module; they are validated again here because
 identifiers cannot be bound as parameters. Observations are ids and status strings only.
@@ -97,6 +97,8 @@ class SqlSpcsServices:
             compute_pool=str(pool).upper() if pool else None,
             instances_ready=ready,
             instances_total=total,
+            min_instances=_count(row.get("min_instances")),
+            max_instances=_count(row.get("max_instances")),
         )
 
     def resume(self, fqn: str) -> None:
@@ -104,6 +106,14 @@ class SqlSpcsServices:
 
     def suspend(self, fqn: str) -> None:
         self._sql.query(f"ALTER SERVICE {checked_identifier(fqn)} SUSPEND")
+
+    def scale(self, fqn: str, min_instances: int, max_instances: int) -> None:
+        """Set the service's instance range (OPERATE on the service; docs/SNOWFLAKE_FACTS.md)."""
+        low, high = int(min_instances), int(max_instances)
+        if not 1 <= low <= high:
+            raise ConfigurationError(ErrorCode.CONFIGURATION_ERROR, "invalid instance range")
+        name = checked_identifier(fqn)
+        self._sql.query(f"ALTER SERVICE {name} SET MIN_INSTANCES = {low} MAX_INSTANCES = {high}")
 
     def pool(self, name: str) -> PoolObservation:
         pool = checked_identifier(name)

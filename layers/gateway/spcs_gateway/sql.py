@@ -13,6 +13,12 @@
 Lambda: the connector writes caches under ``$HOME`` (OCSP responses, token cache). Lambda's
 home is read-only, so the template sets ``HOME=/tmp``; ``ensure_writable_home()`` does the same
 when it finds ``$HOME`` unwritable, before the connector is imported.
+
+SnapStart (``snapshot.py``): the connector is imported before the snapshot (not at plain init,
+where a function that never reaches SQL would pay for it), and after a restore the session is
+forgotten without a logout: a session captured in the snapshot would be shared by every
+restored environment, and logging it out from one would end it for all. The next statement
+logs in again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from spcs_gateway import snapshot
 from spcs_gateway.errors import ConfigurationError, ErrorCode, GatewayError, TransientError
+from spcs_gateway.settings import env_str
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -45,10 +53,16 @@ Connect = Callable[[], "SnowflakeConnection"]
 
 
 def ensure_writable_home() -> None:
-    home = os.environ.get("HOME")
+    home = env_str(os.environ, "HOME")
     if home and os.access(home, os.W_OK):
         return
     os.environ["HOME"] = tempfile.gettempdir()
+
+
+def warm_connector_import() -> None:
+    """Import the connector (a SnapStart before-snapshot hook: paid once, at publish)."""
+    ensure_writable_home()
+    import snowflake.connector  # noqa: F401
 
 
 def make_connect(
@@ -120,6 +134,18 @@ class SnowflakeSql:
         self._conn: SnowflakeConnection | None = None
         self._lock = threading.Lock()
         self.connects = 0  # logins performed (tests, metrics)
+        snapshot.before_snapshot(self._before_snapshot, name="sql.before_snapshot")
+        snapshot.after_restore(self.forget_session, name="sql.forget_session")
+
+    def _before_snapshot(self) -> None:
+        warm_connector_import()
+        self.close()  # no session in the snapshot (init opens none; a hook might have)
+
+    def forget_session(self) -> None:
+        """Drop the session without logging it out (after a restore); the next statement
+        logs in again."""
+        with self._lock:
+            self._conn = None
 
     def execute(
         self,
@@ -129,22 +155,8 @@ class SnowflakeSql:
         error_code: ErrorCode = ErrorCode.RESULTS_WRITE_FAILED,
     ) -> list[tuple[Any, ...]]:
         """Run one statement with qmark bindings; return its rows (empty for DML)."""
-        from snowflake.connector import errors as sf_errors
-
-        with self._lock:
-            for attempt in (1, 2):
-                conn = self._connection()
-                try:
-                    with conn.cursor() as cursor:
-                        cursor.execute(sql, list(params))
-                        rows = cursor.fetchall() if cursor.description else []
-                    return [tuple(row) for row in rows]
-                except sf_errors.Error as exc:
-                    if attempt == 1 and self._session_gone(exc, conn):
-                        self._drop()
-                        continue
-                    raise statement_error(exc, error_code) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        rows = self._run(sql, params, error_code, dict_rows=False)
+        return [tuple(row) for row in rows]
 
     def query(
         self,
@@ -156,6 +168,15 @@ class SnowflakeSql:
         """Run one statement; rows as dicts keyed by lower-case column name (``SHOW`` output,
         ``spcs_services.QueryRunner``). Same session reuse, retry and error rules as
         ``execute``."""
+        rows = self._run(sql, params, error_code, dict_rows=True)
+        return [{str(k).lower(): v for k, v in row.items()} for row in rows]
+
+    def _run(
+        self, sql: str, params: Sequence[Any], error_code: ErrorCode, *, dict_rows: bool
+    ) -> list[Any]:
+        """One statement on the shared session; a session found dead is reopened once and the
+        statement re-run (every statement the gateway sends is safe to repeat: SELECT, SHOW,
+        MERGE on EVENT_ID, ALTER ... RESUME/SUSPEND/SET)."""
         from snowflake.connector import DictCursor
         from snowflake.connector import errors as sf_errors
 
@@ -163,10 +184,9 @@ class SnowflakeSql:
             for attempt in (1, 2):
                 conn = self._connection()
                 try:
-                    with conn.cursor(DictCursor) as cursor:
+                    with conn.cursor(DictCursor) if dict_rows else conn.cursor() as cursor:
                         cursor.execute(sql, list(params))
-                        rows = cursor.fetchall() if cursor.description else []
-                    return [{str(k).lower(): v for k, v in row.items()} for row in rows]
+                        return list(cursor.fetchall()) if cursor.description else []
                 except sf_errors.Error as exc:
                     if attempt == 1 and self._session_gone(exc, conn):
                         self._drop()

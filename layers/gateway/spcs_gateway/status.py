@@ -106,6 +106,9 @@ class ServiceObservation:
     compute_pool: str | None
     instances_ready: int
     instances_total: int
+    # SHOW SERVICES min_instances / max_instances (None: the column was not there).
+    min_instances: int | None = None
+    max_instances: int | None = None
 
     @property
     def ready(self) -> bool:

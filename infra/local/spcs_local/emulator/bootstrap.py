@@ -3,9 +3,9 @@
 ``run_setup`` is the operator's sequence (infra/snowflake/README.md): an admin session (user
 ``SPCS_LOCAL_ADMIN``, granted ACCOUNTADMIN) runs 01 .. 07, then the model deployment step -
 what the deployment tool does with snowflake-ml-python's ``create_service`` for each
-deployment of ``spcs_models.spec`` - as the deployer role (``MODEL_DEPLOYER_ROLE``), then 08
-and 09. ``10_cost_report.sql`` is skipped: a read-only report over
-SNOWFLAKE.ACCOUNT_USAGE, which the emulator does not have. Client-side variables
+deployment of ``spcs_models.spec`` - as the deployer role (``MODEL_DEPLOYER_ROLE``), then 08,
+09 and 11 (the reference route's source tables). ``10_cost_report.sql`` is skipped: a read-only
+report over SNOWFLAKE.ACCOUNT_USAGE, which the emulator does not have. Client-side variables
 (``&{ name }``, as ``snow sql -D`` substitutes them) come from ``variables``; an undefined
 one is an error, like the CLI's.
 
@@ -212,7 +212,7 @@ def run_setup(
     sql_dir: Path = SQL_DIR,
     deployer_role: str = DEPLOYER_ROLE,
 ) -> None:
-    """01 .. 07, the deployment step, 08 and 09, in order (idempotent: run it again)."""
+    """01 .. 07, the deployment step, then 08 onwards, in order (idempotent: run it again)."""
     admin = Admin(engine)
     deployed = False
     for path in setup_scripts(sql_dir):

@@ -386,6 +386,10 @@ class IngressSettings:
     startup_unauthorized_seconds: float = 1.0
     # The last part of a resume (PENDING) that answers 502 instead of 503; 0 disables.
     startup_bad_gateway_fraction: float = 0.5
+    # Emulated model time per row (0: none). With it, each READY instance serves
+    # ``instance_concurrency`` requests at once, so N instances serve N x the rows per second.
+    row_seconds: float = 0.0
+    instance_concurrency: int = 1
 
     def __post_init__(self) -> None:
         if self.request_timeout_seconds <= 0:
@@ -394,6 +398,49 @@ class IngressSettings:
             raise ValueError("startup_unauthorized_seconds must be >= 0")
         if not 0.0 <= self.startup_bad_gateway_fraction <= 1.0:
             raise ValueError("startup_bad_gateway_fraction must be within 0..1")
+        if self.row_seconds < 0 or self.instance_concurrency < 1:
+            raise ValueError("row_seconds must be >= 0 and instance_concurrency >= 1")
+
+
+class InstanceCapacity:
+    """Requests in service at once: READY instances x per-instance concurrency. A request holds
+    its slot for its rows x ``row_seconds``; one that finds no free slot waits (up to its
+    deadline), as a request queued at a busy instance would."""
+
+    POLL_S = 0.02
+
+    def __init__(
+        self,
+        ready: Callable[[], int],
+        settings: IngressSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ready = ready
+        self._per_instance = settings.instance_concurrency
+        self._row_s = settings.row_seconds
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._busy = 0
+        self._lock = threading.Condition()
+
+    def hold(self, rows: int, deadline: float) -> bool:
+        """Serve ``rows`` on a free slot; False when none freed up before ``deadline``."""
+        with self._lock:
+            while self._busy >= max(self._ready(), 0) * self._per_instance:
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(self.POLL_S, left))  # READY instances can change too
+            self._busy += 1
+        try:
+            self._sleep(rows * self._row_s)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._lock.notify()
+        return True
 
 
 class _Gate(Protocol):
@@ -478,6 +525,13 @@ class IngressApp:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._capacity = InstanceCapacity(
+            self._ready_instances, self.settings, sleep=sleep, monotonic=monotonic
+        )
+
+    def _ready_instances(self) -> int:
+        row = self._service_row()
+        return sum(1 for c in getattr(row, "containers", ()) if c.status == "READY")
 
     @property
     def backend_name(self) -> str:
@@ -545,6 +599,8 @@ class IngressApp:
             except (ValueError, UnicodeDecodeError):
                 raise BadRequestError("the body is not valid JSON") from None
             parsed = parse_request(body, self.signature)
+            if self.settings.row_seconds and not self._capacity.hold(len(parsed.index), deadline):
+                raise _TimedOutError
             outputs = self._run(parsed, deadline)
         except BadRequestError as exc:
             self.stats.record(400)

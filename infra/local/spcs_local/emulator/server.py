@@ -132,6 +132,10 @@ class EmulatorConfig:
     idle_close_seconds: float = 90.0
     startup_unauthorized_seconds: float = 1.0
     startup_bad_gateway_fraction: float = 0.5
+    # Emulated model time per row and requests per READY instance (ingress.InstanceCapacity):
+    # throughput proportional to the ready instances; 0 s: no model time.
+    row_seconds: float = 0.0
+    instance_concurrency: int = 1
     # "trained": the lexicon answers the deployment's entity labels; "untrained": every token
     # LABEL_0/LABEL_1, like a checkpoint without a trained NER head (POST /admin/ner-head).
     ner_head: str = "trained"
@@ -205,6 +209,11 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(
         json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers
     )
+
+
+# Source tables of the reference route (infra/snowflake/11_reference_sources.sql).
+REFERENCE_NOTES = "PEDIATRIC_ML.CLINICAL_DATA.EHR_NOTES"
+REFERENCE_IMAGES = "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES"
 
 
 def _registry_fields(entry: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +392,8 @@ class EmulatorServer:
             request_timeout_seconds=config.request_timeout_seconds,
             startup_unauthorized_seconds=config.startup_unauthorized_seconds,
             startup_bad_gateway_fraction=config.startup_bad_gateway_fraction,
+            row_seconds=config.row_seconds,
+            instance_concurrency=config.instance_concurrency,
         )
         deployment = svc.deployment
         task = deployment.task
@@ -412,6 +423,8 @@ class EmulatorServer:
             settings=settings,
             clock=self.clock,
         )
+        # The same backend and signature rules serve svc!METHOD(...) calls from SQL.
+        self.engine.service_functions.register(app.fqn, deployment, runner, config.bytes_encoding)
         port = 0 if config.ingress_port_base is None else config.ingress_port_base + offset
         server = self._serve(
             app, port, f"ingress-{svc.name}", idle_timeout=config.idle_close_seconds
@@ -501,7 +514,7 @@ class EmulatorServer:
                 bytes_encoding=config.bytes_encoding,
             )
             services.append(_registry_fields(entry))
-        return {
+        document: dict[str, Any] = {
             "version": 1,
             "allow_http_loopback": True,
             "snowflake": {
@@ -517,6 +530,35 @@ class EmulatorServer:
             },
             "services": services,
         }
+        references = self._reference_allow_list()
+        if references:
+            document["references"] = references
+        return document
+
+    def _reference_allow_list(self) -> dict[str, Any]:
+        """The reference route's allow-list: the source tables infra/snowflake/11 creates and
+        grants on, when this account has them."""
+        known = set(self.store.tables()) if self.store is not None else set()
+        out: dict[str, Any] = {}
+        if REFERENCE_NOTES in known:
+            out["note_tables"] = [
+                {
+                    "table": REFERENCE_NOTES,
+                    "key_column": "NOTE_ID",
+                    "text_column": "NOTE_TEXT",
+                    "version_column": "NOTE_VERSION",
+                }
+            ]
+        if REFERENCE_IMAGES in known:
+            out["image_tables"] = [
+                {
+                    "table": REFERENCE_IMAGES,
+                    "key_column": "IMAGE_ID",
+                    "image_column": "IMAGE",
+                    "version_column": "UPDATED_AT",
+                }
+            ]
+        return out
 
     def write_config(self, path: Path) -> None:
         """Write the registry document atomically (readers never see half a file)."""

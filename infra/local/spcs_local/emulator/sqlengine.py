@@ -654,6 +654,10 @@ class SqlEngine:
         self._sleep = sleep
         self._temp_ids = itertools.count(1)
         self._udf_error: SqlError | None = None  # set by a failing SQLite user function
+        from .service_functions import ServiceFunctions
+
+        # Model services callable from SQL (svc!METHOD(...)); the server registers each one.
+        self.service_functions = ServiceFunctions(account)
         with store.connection() as conn:
             self._register_functions(conn)
         from .ddl import AccountStatements  # imports this module: after it is loaded
@@ -1358,6 +1362,8 @@ class SqlEngine:
         if tree is None or isinstance(tree, exp.Command):
             return self._raise_unsupported(bound.text)
         ctx = _Ctx(session, bound)
+        # Service-function calls: checked, gated (AUTO_RESUME) and rewritten before anything runs.
+        self.service_functions.prepare(tree, session, self._service_fqn, SqlError)
         if (
             isinstance(tree, exp.Select)
             and tree.args.get("from_") is None
@@ -1519,6 +1525,8 @@ class SqlEngine:
         now = _at(self.account.now())
 
         def fn(e: exp.Expression) -> exp.Expression:
+            if isinstance(e, exp.GetExtract):  # GET(variant, key or index), key bound or not
+                return exp.Anonymous(this="SF_GET", expressions=[e.this, e.expression])
             if isinstance(e, exp.ParseJSON):
                 return exp.Anonymous(
                     this="SF_TRY_PARSE_JSON" if e.args.get("safe") else "SF_PARSE_JSON",
@@ -2083,6 +2091,45 @@ class SqlEngine:
                 fail(_unsupported(f"DATEADD unit {unit_key[:16]}"))
             return _iso(stamp + dt.timedelta(seconds=float(amount) * seconds))  # type: ignore[operator]
 
+        def service_function(fqn: str, *args: Any) -> Any:
+            from .service_functions import REFUSALS, REJECTED_ERRNO
+
+            try:
+                return self.service_functions.call(fqn, *args)
+            except REFUSALS as exc:
+                # The reason names rows, columns and parameters, never values.
+                reason = str(getattr(exc, "reason", "")) or "input refused"
+                fail(SqlError(REJECTED_ERRNO, "P0000", f"Service {fqn} refused a row: {reason}"))
+                return None
+
+        def as_varchar(value: Any) -> Any:
+            # AS_VARCHAR(variant): the string a VARIANT holds, else NULL (VARIANT = JSON text).
+            if not isinstance(value, str):
+                return None
+            try:
+                held = json.loads(value)
+            except ValueError:
+                return None
+            return held if isinstance(held, str) else None
+
+        def get(value: Any, key: Any) -> Any:
+            # GET(object, 'key') (case-sensitive) / GET(array, index); VARIANT = JSON text.
+            if value is None or key is None:
+                return None
+            try:
+                held = json.loads(value) if isinstance(value, str) else value
+            except ValueError:
+                return None
+            in_object = isinstance(held, dict) and isinstance(key, str) and key in held
+            in_array = isinstance(held, list) and isinstance(key, int) and 0 <= key < len(held)
+            if not (in_object or in_array):
+                return None
+            found = held[key]
+            return None if found is None else json.dumps(found, ensure_ascii=False)
+
+        conn.create_function("SF_GET", 2, get, deterministic=True)
+        conn.create_function("SF_SERVICE_FN", -1, service_function)
+        conn.create_function("AS_VARCHAR", 1, as_varchar, deterministic=True)
         conn.create_function("SF_PARSE_JSON", 1, parse_json, deterministic=True)
         conn.create_function("SF_TRY_PARSE_JSON", 1, try_parse_json, deterministic=True)
         conn.create_function("SF_TO_TIMESTAMP", 1, to_timestamp, deterministic=True)

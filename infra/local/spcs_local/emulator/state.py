@@ -22,9 +22,16 @@ Lifecycle model (facts in docs/SNOWFLAKE_FACTS.md; what is simplified is said he
   AUTO_RESUME, else it is an error. The pool start runs in parallel with the service start,
   so a cold resume still takes ``resume_seconds``. SHOW COMPUTE POOLS counts every service
   and job running on the pool, whoever owns it (``num_services``, ``num_jobs``).
+- Instances: a service runs MIN_INSTANCES instances (at least one). ``ALTER SERVICE ... SET
+  MIN_INSTANCES`` on a RUNNING service adds instances that are READY after the model load
+  (``resume_seconds``, the emulated resume time; PENDING until then) or removes the newest at
+  once; on a service that is not running the count applies from its next resume. Each change
+  is stored as an ``instances`` transition.
 - Every transition is stored with its timestamp (table ``_emu_transitions``); usage history
   bills the pool's ACTIVE and IDLE seconds (Snowflake bills IDLE/ACTIVE/STOPPING/RESIZING,
-  not STARTING/SUSPENDED) at an assumed per-node-hour rate of its instance family.
+  not STARTING/SUSPENDED) at an assumed per-node-hour rate of its instance family, for
+  ``max(MIN_NODES, the largest instance count up on the pool)`` nodes (an instance of each
+  service per node): every instance-second of a scaled-out service is billed.
 
 Time-based transitions are applied lazily (``tick()``, also called by every public method)
 at the exact instant they were due, in order, so the stored history is the same whether
@@ -279,6 +286,8 @@ class _Service:
     last_request_at: float | None = None
     comment: str | None = None
     job_until: float | None = None
+    # READY times of instances added by ALTER SERVICE ... SET MIN_INSTANCES while RUNNING.
+    scaled_ready: list[float] = field(default_factory=list)
     ingress: str | None = None  # not persisted: set by server.py on every start
 
 
@@ -705,6 +714,7 @@ class Account:
             pool.services.append(fqn)
             self._save_service(svc)
             self._record(now, "service", fqn, None, RUNNING, "created")
+            self._record(now, "instances", fqn, None, str(_count(svc)), "created")
             self.catalog.set_owner(SERVICE, fqn, owner)
             self._advance(now)
             return True
@@ -937,8 +947,20 @@ class Account:
         """Set MIN_INSTANCES, MAX_INSTANCES, AUTO_SUSPEND_SECS, AUTO_RESUME or COMMENT."""
         with self._settled() as now:
             svc = self._svc(fqn)
+            before = _count(svc)
             _apply_props(svc, props, _SERVICE_PROPS, "SERVICE", ("min_instances", "max_instances"))
             svc.updated_on = now
+            after = _count(svc)
+            if after != before and svc.status == RUNNING:
+                if after > before:  # new instances load the model first
+                    svc.scaled_ready = svc.scaled_ready + [now + self.resume_seconds] * (
+                        after - before
+                    )
+                else:  # the newest go first
+                    keep = max(len(svc.scaled_ready) - (before - after), 0)
+                    svc.scaled_ready = svc.scaled_ready[:keep]
+            if after != before:
+                self._record(now, "instances", fqn, str(before), str(after), "ALTER SERVICE SET")
             self._save_service(svc)
             self._advance(now)
 
@@ -1018,23 +1040,24 @@ class Account:
             out: list[UsageRow] = []
             for name in names:
                 p = self._pools[name]
-                rate = CREDITS_PER_NODE_HOUR.get(p.instance_family, 1.0) * p.min_nodes
+                rate = CREDITS_PER_NODE_HOUR.get(p.instance_family, 1.0)
                 rows = conn.execute(
                     "SELECT ts, to_state FROM _emu_transitions WHERE kind = 'pool' AND name = ? "
                     "ORDER BY seq",
                     (name,),
                 ).fetchall()
-                buckets: dict[float, float] = {}
+                nodes = _NodeSteps(conn, p.services, p.min_nodes)
+                buckets: dict[float, float] = {}  # node-seconds per hour
                 for i, row in enumerate(rows):
                     if row["to_state"] not in BILLED_POOL_STATES:
                         continue
                     seg_end = rows[i + 1]["ts"] if i + 1 < len(rows) else now
-                    lo, hi = max(row["ts"], start), min(seg_end, end)
-                    while lo < hi:
-                        bucket = math.floor(lo / 3600) * 3600.0
-                        cut = min(hi, bucket + 3600)
-                        buckets[bucket] = buckets.get(bucket, 0.0) + (cut - lo)
-                        lo = cut
+                    for lo, hi, count in nodes.between(max(row["ts"], start), min(seg_end, end)):
+                        while lo < hi:
+                            bucket = math.floor(lo / 3600) * 3600.0
+                            cut = min(hi, bucket + 3600)
+                            buckets[bucket] = buckets.get(bucket, 0.0) + (cut - lo) * count
+                            lo = cut
                 for bucket in sorted(buckets):
                     seconds = buckets[bucket]
                     if seconds > 0:
@@ -1122,6 +1145,7 @@ class Account:
         svc.status, svc.updated_on = status, now
         for attr, value in fields.items():
             setattr(svc, attr, value)
+        svc.scaled_ready = []  # a start or stop brings every instance up or down together
         self._save_service(svc)
         self._record(now, "service", self._fqn_of(svc), before, status, reason)
 
@@ -1216,25 +1240,30 @@ class Account:
     def _service_row(self, svc: _Service) -> ServiceRow:
         fqn = self._fqn_of(svc)
         db, schema, name = fqn.split(".")
-        instances = max(svc.min_instances, 1)
+        instances = _count(svc)
         current = instances if svc.status == RUNNING else 0
         target = instances if svc.status in (RUNNING, PENDING) else 0
         spec = svc.spec
         image = _image_name(spec)
         containers: tuple[ContainerRow, ...] = ()
         if svc.status in (RUNNING, PENDING):
-            state = "READY" if svc.status == RUNNING else "PENDING"
-            message = "Running" if svc.status == RUNNING else "Pending scheduling"
+            now = self._clock.now()
+            first = instances - len(svc.scaled_ready)
+            starts: list[float | None] = [svc.running_since] * first + list(svc.scaled_ready)
+            ready = [
+                svc.status == RUNNING and (i < first or svc.scaled_ready[i - first] <= now)
+                for i in range(instances)
+            ]
             containers = tuple(
                 ContainerRow(
                     instance_id=str(i),
-                    instance_status=state,
+                    instance_status="READY" if ready[i] else "PENDING",
                     container_name=CONTAINER_NAME,
-                    status=state,
-                    message=message,
+                    status="READY" if ready[i] else "PENDING",
+                    message="Running" if ready[i] else "Pending scheduling",
                     image_name=image,
                     restart_count=0,
-                    start_time=svc.running_since,
+                    start_time=starts[i] if ready[i] else None,
                 )
                 for i in range(instances)
             )
@@ -1306,6 +1335,55 @@ class Account:
             owner=self.catalog.owner(COMPUTE_POOL, pool.name),
             comment=pool.comment,
         )
+
+
+def _count(svc: _Service) -> int:
+    """Instances a service runs while up: MIN_INSTANCES, at least one."""
+    return max(svc.min_instances, 1)
+
+
+class _NodeSteps:
+    """Nodes billed over time, as a step function built from the services' status and
+    ``instances`` transitions: ``max(min_nodes, largest instance count up on the pool)`` (one
+    instance of each service per node: services share nodes, a service's instances do not)."""
+
+    def __init__(self, conn: Any, services: Sequence[str], min_nodes: int) -> None:
+        self._min = min_nodes
+        self._steps: list[tuple[float, int]] = []
+        if not services:
+            return
+        marks = ",".join("?" * len(services))
+        rows = conn.execute(
+            "SELECT ts, kind, name, to_state FROM _emu_transitions "
+            f"WHERE kind IN ('service', 'instances') AND name IN ({marks}) ORDER BY seq",
+            tuple(services),
+        ).fetchall()
+        up: dict[str, bool] = {}
+        count: dict[str, int] = {}
+        for row in rows:
+            if row["kind"] == "service":
+                up[row["name"]] = row["to_state"] in (RUNNING, PENDING)
+            else:
+                count[row["name"]] = int(row["to_state"])
+            total = max((count.get(n, 1) for n, running in up.items() if running), default=0)
+            self._steps.append((float(row["ts"]), total))
+
+    def between(self, lo: float, hi: float) -> Iterator[tuple[float, float, int]]:
+        """(start, end, nodes) pieces covering [lo, hi)."""
+        if lo >= hi:
+            return
+        current = 0
+        cuts: list[tuple[float, int]] = []
+        for ts, total in self._steps:
+            if ts <= lo:
+                current = total
+            elif ts < hi:
+                cuts.append((ts, total))
+        at = lo
+        for ts, total in cuts:
+            yield at, ts, max(self._min, current)
+            at, current = ts, total
+        yield at, hi, max(self._min, current)
 
 
 def _image_name(spec: ServiceSpec) -> str:

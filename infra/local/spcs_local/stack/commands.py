@@ -93,6 +93,13 @@ def add_stack_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     demo.add_argument("--timeout", type=float, default=240.0, metavar="S")
     demo.add_argument("--json-summary", type=Path, metavar="PATH")
     demo.add_argument("--artifacts", type=Path, metavar="DIR")
+    demo.add_argument(
+        "--route",
+        choices=("inline", "reference"),
+        default="inline",
+        help="reference: store the notes and images in Snowflake first and send events that "
+        "only name them (the model runs inside Snowflake)",
+    )
     demo.set_defaults(func=run_demo_command)
 
 
@@ -276,7 +283,12 @@ def run_demo_command(args: argparse.Namespace) -> int:
     else:
         notes, images, poison = split_total(args.events)
         # FHIR, HL7 v2 and DICOM messages mixed in: a tenth more (ehr_feed.py).
-        events = synthetic_feed(notes, images, poison, seed=args.seed, ehr=args.events // 10)
+        if args.route == "reference":
+            from .reference_feed import reference_feed
+
+            events = reference_feed(synthetic_feed(notes, images, poison, seed=args.seed))
+        else:
+            events = synthetic_feed(notes, images, poison, seed=args.seed, ehr=args.events // 10)
     stack = _start(opts)
     if stack is None:
         return 1

@@ -7,6 +7,7 @@ and parsed), and the resumes/suspends come from the emulator's lifecycle history
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -61,6 +62,9 @@ class DemoRun:
     # queue name -> [(paused at, re-enabled at or None)] seen by the local Lambda API
     pauses: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
     finished: float = 0.0
+    sent: list[dict[str, str]] = field(default_factory=list)  # every SQS body sent (sent.jsonl)
+    # service -> [(epoch seconds, instance count set)]: the control plane's scaling
+    instances: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
 
 # -- reconciliation (pure) ----------------------------------------------------------------------
@@ -128,7 +132,24 @@ def summarize(run: DemoRun) -> dict[str, Any]:
         "suspends": dict(sorted(run.suspends.items())),
         "latency_ms": latency,
         "duration_s": round(run.finished - run.started, 1),
+        "instances": instances_over_time(run),
     }
+
+
+def instances_over_time(run: DemoRun) -> dict[str, dict[str, Any]]:
+    """Per service: the counts set, at seconds from the start, and how many were outs / ins."""
+    out: dict[str, dict[str, Any]] = {}
+    for service, changes in sorted(run.instances.items()):
+        steps = [[round(at - run.started, 1), count] for at, count in changes]
+        counts = [1, *(count for _, count in changes)]
+        pairs = list(itertools.pairwise(counts))
+        out[service] = {
+            "timeline": steps,
+            "scale_outs": sum(1 for a, b in pairs if b > a),
+            "scale_ins": sum(1 for a, b in pairs if b < a),
+            "peak": max(counts),
+        }
+    return out
 
 
 def expected_dlq(events: Iterable[FeedEvent]) -> dict[str, int]:
@@ -252,7 +273,7 @@ def write_artifacts(
     stack: LocalStack, run: DemoRun, summary: dict[str, Any], out_dir: Path
 ) -> dict[str, int]:
     """logs, metrics (EMF), DynamoDB items, DLQ messages (attributes, no bodies),
-    notifications, results, summary."""
+    notifications, results, every SQS message body sent (sent.jsonl), summary."""
     assert stack.resources is not None
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = _log_records(stack)
@@ -299,6 +320,7 @@ def write_artifacts(
                     notes.append({"Message": m["Body"]})
     counts["notifications.jsonl"] = _write_jsonl(out_dir / "notifications.jsonl", notes)
     counts["results.jsonl"] = _write_jsonl(out_dir / "results.jsonl", run.results)
+    counts["sent.jsonl"] = _write_jsonl(out_dir / "sent.jsonl", run.sent)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return counts
 
@@ -370,6 +392,11 @@ def run_demo(
         # The EHR pipeline loads the notes, as the table's owner: the gateway's role has no
         # INSERT on them (it reads them through Cortex Search only).
         insert_notes(stack.admin_sql("SYSADMIN"), events)
+        if any(e.stored_row is not None for e in events):
+            # The reference route: notes and images live in Snowflake, the events name them.
+            from .reference_feed import store_rows
+
+            store_rows(stack.admin_sql("SYSADMIN"), events)
     urls = {
         "notes": stack.source_queue("token-classification").url,
         "images": stack.source_queue("zero-shot-image-classification").url,
@@ -385,6 +412,7 @@ def run_demo(
     )
     out.done()
     run = DemoRun(events=events, sent_at=dict(report.sent_at or {}), started=started)
+    run.sent = list(report.bodies or [])
     deadline = time.monotonic() + opts.timeout_s
     while time.monotonic() < deadline:
         rows, dead = count_results(stack), dlq_depth(stack)
@@ -399,6 +427,7 @@ def run_demo(
     run.dlq = drain_dlqs(stack)
     run.resumes, run.suspends = stack.lifecycle_counts(since=started)
     run.pauses = mapping_pauses(stack, since=started)
+    run.instances = stack.instance_timeline(since=started)
     run.finished = time.time()
     return run
 
@@ -464,6 +493,13 @@ def summary_table(summary: dict[str, Any], expected: dict[str, int] | None = Non
             f"{summary['resumes'].get(service, 0)} resume(s), "
             f"{summary['suspends'].get(service, 0)} suspend(s)",
         )
+    for service, scaled in summary.get("instances", {}).items():
+        steps = " -> ".join(f"{n} (+{t} s)" for t, n in scaled["timeline"])
+        row(
+            f"instances {service}",
+            f"1 -> {steps}" if steps else "1 (not scaled)",
+        )
+        row("", f"{scaled['scale_outs']} scale-out(s), {scaled['scale_ins']} scale-in(s)")
     lat = summary["latency_ms"]
     row("latency p50/p95/max", f"{lat['p50']} / {lat['p95']} / {lat['max']} ms")
     row("duration", f"{summary['duration_s']} s")

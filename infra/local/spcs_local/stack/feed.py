@@ -84,6 +84,9 @@ class FeedEvent:
     note_row: tuple[Any, ...] | None = None  # a CLINICAL_NOTES row for semantic search
     # An EHR message (FHIR, HL7 v2) that becomes rows with these event ids (ehr_feed.py).
     row_ids: tuple[str, ...] = ()
+    # The row a reference event names, as (table, values), stored before the feed is sent
+    # (reference_feed.py: EHR_NOTES or MEDICAL_IMAGES).
+    stored_row: tuple[str, tuple[Any, ...]] | None = None
 
 
 def event_key(body: str) -> str:
@@ -257,6 +260,8 @@ def events_from_file(path: Path) -> list[FeedEvent]:
 class SendReport:
     sent: int = 0
     sent_at: dict[str, float] | None = None  # key -> epoch seconds (first send)
+    # Every message body sent, in order, with its queue (the demo's sent.jsonl).
+    bodies: list[dict[str, str]] | None = None
 
 
 def send_events(
@@ -269,8 +274,9 @@ def send_events(
     stop: threading.Event | None = None,
 ) -> SendReport:
     """SendMessageBatch (10 a call) at about ``rate`` events per second (0: as fast as possible)."""
-    report = SendReport(sent_at={})
+    report = SendReport(sent_at={}, bodies=[])
     assert report.sent_at is not None
+    assert report.bodies is not None
     started = time.monotonic()
     pending: dict[str, list[FeedEvent]] = {}
 
@@ -285,6 +291,7 @@ def send_events(
         now = time.time()
         for event in chunk:
             report.sent_at.setdefault(event.key, now)  # type: ignore[union-attr]
+            report.bodies.append({"queue": queue, "body": event.body})  # type: ignore[union-attr]
         report.sent += len(chunk)
         if progress:
             progress(report.sent)

@@ -62,6 +62,9 @@ class StackOptions:
     min_uptime_seconds: float | None = None  # LIFECYCLE_MIN_UPTIME_SECONDS (default: idle)
     control_poll_seconds: float = 1.0  # CONTROL_POLL_SECONDS
     schedule_seconds: float = 5.0  # every Schedule event of the template runs this often
+    # scaling: every service's registry range and drain target (local backlogs are seconds)
+    max_instances: int = 3
+    drain_target_seconds: int = 60
     # runner
     max_containers: int = 2
     # Run only these functions (logical ids or names); None: every function of the template.
@@ -174,7 +177,8 @@ class LocalStack:
                     Mapping(
                         uuid=event.mapping_id,
                         function_name=fn.name,
-                        function_arn=fn.arn,
+                        # The alias-qualified ARN with AutoPublishAlias, as Lambda records it.
+                        function_arn=fn.target_arn,
                         queue_arn=queue.arn,
                         queue_url=queue.url,
                         batch_size=event.batch_size,
@@ -266,6 +270,10 @@ class LocalStack:
         if opts.idle_seconds is not None:
             for service in document["services"]:
                 service["idle_seconds"] = int(opts.idle_seconds)
+        for service in document["services"]:  # 1..max_instances: the control plane scales
+            service.setdefault("min_instances", 1)
+            service.setdefault("max_instances", int(opts.max_instances))
+            service.setdefault("drain_target_seconds", int(opts.drain_target_seconds))
         try:
             parse_registry(document)
         except RegistryError as exc:
@@ -488,6 +496,18 @@ class LocalStack:
             elif row.to_state == "SUSPENDED" and row.from_state != "SUSPENDED":
                 suspends[name] += 1
         return resumes, suspends
+
+    def instance_timeline(self, since: float = 0.0) -> dict[str, list[tuple[float, int]]]:
+        """Per logical service, each instance count set after ``since`` (epoch seconds, count),
+        from the emulator's ``instances`` transitions (ALTER SERVICE ... SET MIN_INSTANCES)."""
+        by_fqn = {s["service"].upper(): s["name"] for s in self.emulator_registry["services"]}
+        out: dict[str, list[tuple[float, int]]] = {name: [] for name in by_fqn.values()}
+        for row in self.emulator.account.transitions():
+            name = by_fqn.get(str(row.name).upper())
+            if row.kind != "instances" or name is None or row.ts < since:
+                continue
+            out[name].append((float(row.ts), int(row.to_state)))
+        return out
 
     def queue_depths(self) -> dict[str, tuple[int, int]]:
         """Queue name -> (visible + delayed, in flight)."""

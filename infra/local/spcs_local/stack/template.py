@@ -8,6 +8,13 @@ Fn::Not, Fn::And, Fn::Or, Fn::FindInMap, Condition. Ref/GetAtt of a resource giv
 the local resource once it exists (``set_physical``); resources the local stack does not create
 (roles, layers, alarms ...) get stable placeholder values.
 
+Versions and aliases (``AutoPublishAlias``, the SnapStart prerequisite) have no local
+counterpart: there is one copy of each function's code, so the alias resolves to the function
+itself. Ref of the alias SAM generates (``<Function>Alias<name>``, or ``<Function>.Alias``) is
+the alias-qualified ARN, as in AWS, and the local Lambda API strips the qualifier when it looks
+a function up. ``SnapStart`` is read (``FunctionDef.snapstart``) but nothing is snapshotted
+locally: a function initialises in each container as it would without SnapStart.
+
 Nothing here talks to AWS: ``resources.py`` creates what ``Template`` describes.
 """
 
@@ -100,6 +107,14 @@ class FunctionDef:
     sqs_events: tuple[SqsEvent, ...] = ()
     schedules: tuple[ScheduleEvent, ...] = ()
     apis: tuple[ApiEvent, ...] = ()
+    alias: str | None = None  # AutoPublishAlias: events and the API call this alias
+    snapstart: bool = False  # SnapStart.ApplyOn == PublishedVersions (informational locally)
+
+    @property
+    def target_arn(self) -> str:
+        """What the function's event source mappings and API integration invoke: the
+        alias-qualified ARN with AutoPublishAlias (the alias is the function locally)."""
+        return f"{self.arn}:{self.alias}" if self.alias else self.arn
 
 
 def _to_env(value: Any) -> str:
@@ -235,8 +250,25 @@ class Template:
         if name in self.implicit:
             return self.implicit[name].ref
         if name not in self.resources:
+            alias_arn = self._alias_ref(name)
+            if alias_arn is not None:
+                return alias_arn
             raise TemplateError(f"Ref to unknown name {name}")
         return self._placeholder_ref(name)
+
+    def function_alias(self, logical_id: str) -> str | None:
+        """The function's AutoPublishAlias name, or None."""
+        alias = self.function_prop(logical_id, "AutoPublishAlias")
+        return str(alias) if alias else None
+
+    def _alias_ref(self, name: str) -> str | None:
+        """Ref of the alias SAM generates for a function with AutoPublishAlias
+        (``<Function>Alias<alias>`` or SAM's ``<Function>.Alias``): the qualified ARN."""
+        for logical_id in self.of_type(SERVERLESS_FUNCTION):
+            alias = self.function_alias(logical_id)
+            if alias and name in (f"{logical_id}Alias{alias}", f"{logical_id}.Alias"):
+                return f"{self.function_arn(self.function_name(logical_id))}:{alias}"
+        return None
 
     def getatt(self, name: str, attr: str) -> Any:
         if name in self.physical and attr in self.physical[name].attrs:
@@ -440,6 +472,9 @@ class Template:
                     sqs_events=tuple(sqs),
                     schedules=tuple(schedules),
                     apis=tuple(apis),
+                    alias=self.function_alias(logical_id),
+                    snapstart=(self.function_prop(logical_id, "SnapStart") or {}).get("ApplyOn")
+                    == "PublishedVersions",
                 )
             )
         return out

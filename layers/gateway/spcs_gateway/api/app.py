@@ -33,6 +33,7 @@ from spcs_gateway.api.handlers import ExceptionHandlers
 from spcs_gateway.api.ondemand import OnDemandInference
 from spcs_gateway.api.ports import ApiDeps
 from spcs_gateway.api.routes import ROUTERS
+from spcs_gateway.settings import env_bool
 
 API_TITLE = "spcs-gateway on-demand API"
 API_VERSION = "1.0.0"
@@ -62,11 +63,7 @@ def build_resolver(
     ExceptionHandlers(app, logger).register()
     for router in ROUTERS:
         app.include_router(router)
-    swagger = (
-        os.environ.get(SWAGGER_ENV, "").lower() in ("1", "true", "yes")
-        if enable_swagger is None
-        else enable_swagger
-    )
+    swagger = env_bool(os.environ, SWAGGER_ENV, False) if enable_swagger is None else enable_swagger
     if swagger:
         app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION)
     return app

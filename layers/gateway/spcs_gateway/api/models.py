@@ -32,6 +32,7 @@ from pydantic import (
 from spcs_gateway import events
 from spcs_gateway.api.filters import NOTE_COLUMNS, SEARCH_FILTER_SCHEMA_TYPE
 from spcs_gateway.events import MAX_TEXT_CHARS, Identifier, Label, LabelSetName
+from spcs_gateway.registry import MAX_SERVICE_INSTANCES
 
 # API Gateway stops waiting after 29 s: the bounded wait for a resuming service stays below it,
 # leaving room for the last attempt and the response.
@@ -348,6 +349,10 @@ class ServiceStatusView(_Response):
     backlog: int | None = Field(default=None, description="Queued messages; null: unknown.")
     on_demand: int = Field(default=0, description="On-demand calls in flight.")
     code: str | None = Field(default=None, description="Set when it could not be observed.")
+    instances: int = Field(default=0, description="Instances running (READY or loading).")
+    instances_ready: int = Field(default=0, description="Instances READY.")
+    min_instances: int | None = Field(default=None, description="MIN_INSTANCES set on it.")
+    max_instances: int | None = Field(default=None, description="MAX_INSTANCES set on it.")
 
 
 class ServicesResponse(_Response):
@@ -358,6 +363,21 @@ class ResumeAccepted(_Response):
     name: str
     accepted: Literal[True] = True
     service: ServiceBrief
+
+
+class ScaleRequest(_Request):
+    """The instance range to set; both within the service's registry range."""
+
+    min_instances: int = Field(ge=1, le=MAX_SERVICE_INSTANCES)
+    max_instances: int = Field(ge=1, le=MAX_SERVICE_INSTANCES)
+
+
+class ScaleResult(_Response):
+    name: str
+    outcome: Literal["scaled"] = "scaled"
+    min_instances: int
+    max_instances: int
+    status: str | None = Field(default=None, description="Snowflake status at the call.")
 
 
 class SuspendResult(_Response):

@@ -26,7 +26,7 @@ from spcs_gateway.clock import utc_now
 from spcs_gateway.errors import ErrorCode, FailureKind, ServiceUnavailableError
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import ServiceConfig
-from spcs_gateway.service_state import ActivityRecorder
+from spcs_gateway.service_activity import ActivityRecorder
 from spcs_gateway.spcs_client import InferenceInput, RowResult
 
 # Left for the last attempt and the response after the wait.

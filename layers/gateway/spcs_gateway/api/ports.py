@@ -1,6 +1,6 @@
 """What the API needs from its collaborators: small protocols, so tests pass fakes.
 
-Production wiring (``wiring.build_dependencies``): ``SpcsClient``, ``control_client.
+Production wiring (``wiring.build_dependencies``): ``SpcsClient``, ``control_invoke.
 LambdaControlClient``, ``service_state.ServiceStateStore``, ``results.ResultsSink``,
 ``images.ImageSource`` and ``search.CortexSearchClient``.
 """
@@ -15,15 +15,10 @@ from typing import Any, Protocol
 from spcs_gateway.events import InlineImage
 from spcs_gateway.images import CheckedImage
 from spcs_gateway.lifecycle import ServiceState
+from spcs_gateway.reference.allow_list import NoteTable
 from spcs_gateway.registry import Registry, ServiceConfig
 from spcs_gateway.results import ResultRow
-from spcs_gateway.spcs_client import InferenceInput, RowResult
-
-
-class Inference(Protocol):
-    def infer(
-        self, service: ServiceConfig, inputs: Sequence[InferenceInput]
-    ) -> list[RowResult]: ...
+from spcs_gateway.spcs_client import Inference as Inference
 
 
 class ReadyRequester(Protocol):
@@ -38,6 +33,10 @@ class ControlClient(ReadyRequester, Protocol):
 
     def status(self) -> Sequence[Mapping[str, Any]]:
         """One ``control.ServiceOverview`` (as JSON) per managed service."""
+
+    def scale(self, name: str, min_instances: int, max_instances: int) -> Mapping[str, Any]:
+        """Set ``name``'s instance range: a ``control.ControlResult`` as JSON (``outcome``
+        scaled, or refused with ``code`` OUT_OF_RANGE)."""
 
 
 class StateStore(Protocol):
@@ -59,6 +58,14 @@ class Sink(Protocol):
 
 class ImageLoader(Protocol):
     def load(self, image: InlineImage) -> CheckedImage: ...
+
+
+class StoredNotes(Inference, Protocol):
+    """Stored notes by reference (``api/stored.StoredNotes``): an ``Inference`` whose inputs are
+    (table, key, version) references, and the note table Cortex Search indexes."""
+
+    @property
+    def search_table(self) -> NoteTable | None: ...
 
 
 class Search(Protocol):
@@ -83,3 +90,5 @@ class ApiDeps:
     search: Search
     ner_service: ServiceConfig | None  # None: the registry has no such service
     image_service: ServiceConfig | None
+    # Stored notes by reference (api/stored.py); None: the routes answer CONFIGURATION_ERROR.
+    stored: StoredNotes | None = None

@@ -34,6 +34,9 @@ class ApiCode(StrEnum):
     CONTROL_UNAVAILABLE = "CONTROL_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     INVALID_BODY_ENCODING = "INVALID_BODY_ENCODING"
+    SCALE_OUT_OF_RANGE = "SCALE_OUT_OF_RANGE"
+    SCALE_REFUSED = "SCALE_REFUSED"
+    STORED_SEARCH_NOT_CONFIGURED = "STORED_SEARCH_NOT_CONFIGURED"
 
 
 class BodyProblem(StrEnum):
@@ -53,6 +56,9 @@ MESSAGES: dict[str, str] = {
     ApiCode.CONTROL_UNAVAILABLE: "The control plane could not be reached.",
     ApiCode.INTERNAL_ERROR: "An internal error occurred.",
     ApiCode.INVALID_BODY_ENCODING: "The request body cannot be decoded; reason says why.",
+    ApiCode.SCALE_OUT_OF_RANGE: "The range is outside the service's allowed instance range.",
+    ApiCode.SCALE_REFUSED: "The control plane did not set the range; see reason.",
+    ApiCode.STORED_SEARCH_NOT_CONFIGURED: "This deployment names no searchable note table.",
     ErrorCode.SERVICE_UNAVAILABLE: "The model service is not ready; retry after Retry-After.",
     ErrorCode.THROTTLED: "The service is busy; retry after Retry-After.",
     ErrorCode.MODEL_REJECTED_INPUT: "The model service rejected the input.",
@@ -61,6 +67,8 @@ MESSAGES: dict[str, str] = {
     ErrorCode.UNKNOWN_LABEL_SET: "The label set is not in the service registry.",
     ErrorCode.REQUEST_TOO_LARGE: "The input exceeds the service's request size limit.",
     ErrorCode.INVALID_EVENT: "The request is not acceptable.",
+    ErrorCode.REFERENCE_NOT_ALLOWED: "The table is not on the registry's allow-list.",
+    ErrorCode.REFERENCE_NOT_FOUND: "No stored note has that key (and version).",
     ErrorCode.RESULTS_WRITE_FAILED: "The result row could not be written; the call may be retried.",
     ErrorCode.AUTH_FAILED: "Snowflake refused the gateway's credentials.",
     ErrorCode.ENDPOINT_NOT_FOUND: "A Snowflake endpoint is misconfigured.",
@@ -76,6 +84,8 @@ _DEFAULT_MESSAGE = "The request failed."
 _STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.REQUEST_TOO_LARGE: 413,
+    # The gateway may not read that table for anyone: the caller is refused, not mistaken.
+    ErrorCode.REFERENCE_NOT_ALLOWED: 403,
 }
 _STATUS_BY_KIND: dict[FailureKind, int] = {
     FailureKind.POISON: 400,

@@ -31,7 +31,7 @@ from spcs_gateway.errors import (
     ThrottledError,
     TransientError,
 )
-from spcs_gateway.spcs_client import parse_retry_after
+from spcs_gateway.spcs_attempt import parse_retry_after
 
 CORTEX_SEARCH_SERVICE_ENV = "CORTEX_SEARCH_SERVICE"
 DEFAULT_SEARCH_SERVICE = "PEDIATRIC_ML.CLINICAL_DATA.CLINICAL_NOTES_SEARCH"

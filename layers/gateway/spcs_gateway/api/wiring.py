@@ -27,6 +27,7 @@ from spcs_gateway.api.search import (
 )
 from spcs_gateway.errors import ConfigurationError, ErrorCode
 from spcs_gateway.registry import Registry, ServiceConfig, Task, load_registry
+from spcs_gateway.settings import env_str
 
 if TYPE_CHECKING:
     import httpx
@@ -63,42 +64,48 @@ def build_dependencies(
 ) -> ApiDeps:
     import boto3
 
+    from spcs_gateway.api.stored import StoredNotes
     from spcs_gateway.auth import TokenProvider
-    from spcs_gateway.control_client import CONTROL_FUNCTION_ENV, LambdaControlClient
+    from spcs_gateway.control_invoke import CONTROL_FUNCTION_ENV, LambdaControlClient
     from spcs_gateway.http import build_http_client
     from spcs_gateway.images import ImageSource
     from spcs_gateway.results import ResultsSink
     from spcs_gateway.secrets import CredentialSource
-    from spcs_gateway.service_state import ResumeWindow, ServiceStateStore
+    from spcs_gateway.service_activity import ResumeWindow
+    from spcs_gateway.service_state import ServiceStateStore
     from spcs_gateway.spcs_client import SpcsClient
     from spcs_gateway.sql import SnowflakeSql, make_connect
 
     env: Mapping[str, str] = os.environ if environ is None else environ
     registry = registry or load_registry(dict(env))
-    function_name = env.get(CONTROL_FUNCTION_ENV)
+    function_name = env_str(env, CONTROL_FUNCTION_ENV)
     if not function_name:
         raise ConfigurationError(
             ErrorCode.CONFIGURATION_ERROR, f"{CONTROL_FUNCTION_ENV} is not set"
         )
     search_service = SearchService.parse(
-        env.get(CORTEX_SEARCH_SERVICE_ENV) or DEFAULT_SEARCH_SERVICE
+        env_str(env, CORTEX_SEARCH_SERVICE_ENV, DEFAULT_SEARCH_SERVICE)
     )
 
     http = http or build_http_client()
     tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
     state = ServiceStateStore.from_env(environ=env)
+    sql = SnowflakeSql(make_connect(tokens))  # one session: results and stored notes
     return ApiDeps(
         registry=registry,
         spcs=SpcsClient(registry, tokens, http, startup=ResumeWindow(state)),
         control=LambdaControlClient(boto3.client("lambda"), function_name),
         state=state,
-        sink=ResultsSink(SnowflakeSql(make_connect(tokens)), registry.snowflake.results_table),
+        sink=ResultsSink(sql, registry.snowflake.results_table),
         images=ImageSource(registry.images),
         search=CortexSearchClient(registry.snowflake.account_url, tokens, http, search_service),
-        ner_service=pick_service(registry, Task.TOKEN_CLASSIFICATION, env.get(NER_SERVICE_ENV)),
-        image_service=pick_service(
-            registry, Task.ZERO_SHOT_IMAGE_CLASSIFICATION, env.get(IMAGE_SERVICE_ENV)
+        ner_service=pick_service(
+            registry, Task.TOKEN_CLASSIFICATION, env_str(env, NER_SERVICE_ENV)
         ),
+        image_service=pick_service(
+            registry, Task.ZERO_SHOT_IMAGE_CLASSIFICATION, env_str(env, IMAGE_SERVICE_ENV)
+        ),
+        stored=StoredNotes(sql, registry.references),
     )
 
 
@@ -110,8 +117,16 @@ def build_api(
 ) -> APIGatewayRestResolver:
     """The container's API (``functions/api/app.py`` calls this once, at module level; its
     handler wraps ``resolve`` in ``access_log.access_log``)."""
-    from spcs_gateway import observability
+    from spcs_gateway import observability, snapshot
 
-    return create_api(
+    api = create_api(
         deps or build_dependencies(environ), logger=logger or observability.get_logger()
     )
+    # SnapStart: Powertools builds each route's request model on the route's first call; the
+    # OpenAPI schema builds them all, once, before the snapshot (nothing is sent anywhere).
+    snapshot.before_snapshot(_build_route_models, name="api.route_models", owner=api)
+    return api
+
+
+def _build_route_models(api: APIGatewayRestResolver) -> None:
+    api.get_openapi_schema()

@@ -8,12 +8,14 @@ counts and timings: no PHI ever reaches this package.
 Which module to open:
 
 ==================  ===========================================================================
-``plane.py``        ``ControlPlane``, the facade: ``ensure_ready``, ``suspend``, ``reconcile``,
-                    ``status``
+``plane.py``        ``ControlPlane``, the facade: ``ensure_ready``, ``suspend``, ``scale``,
+                    ``reconcile``, ``status``
 ``resume.py``       the resume protocol (lease, pool, paused mappings, RESUME, poll, finish)
 ``reconcile.py``    one scheduled round over the services
 ``pools.py``        compute pools: resume before a service, suspend when everything sleeps
 ``suspend.py``      the operator's suspend (refused while work waits)
+``scale.py``        instance counts: a round's backlog-driven scaling (``scaling.py`` decides),
+                    the operator's manual scale, mapping concurrency following ready instances
 ``overview.py``     ``status``: one ``ServiceOverview`` per service
 ``results.py``      ``Outcome``, ``ControlCode``, the result types and their JSON
 ``handler.py``      the control function's events (``handle_control_event``)
@@ -27,7 +29,7 @@ Which module to open:
 ==================  ===========================================================================
 
 Not to be confused with ``spcs_services.py`` (Snowflake SQL for services and pools: the
-control plane's Snowflake adapter) or ``control_client.py`` (how other functions invoke the
+control plane's Snowflake adapter) or ``control_invoke.py`` (how other functions invoke the
 control function).
 """
 

@@ -27,7 +27,10 @@ from spcs_gateway.control.settings import ControlSettings
 from spcs_gateway.lifecycle import Backlog
 from spcs_gateway.queues import QueueDepth
 from spcs_gateway.registry import Registry, ServiceConfig
+from spcs_gateway.scaling import DEFAULT_POLICY as DEFAULT_SCALING
+from spcs_gateway.scaling import ScalingPolicy
 from spcs_gateway.service_record import ServiceRecord
+from spcs_gateway.settings import env_str
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -35,7 +38,8 @@ if TYPE_CHECKING:
 
 def default_owner() -> str:
     """Lease owner prefix: the Lambda log stream (one per container), else host:pid."""
-    return os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+    stream = env_str(os.environ, "AWS_LAMBDA_LOG_STREAM_NAME")
+    return stream or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class ControlContext:
     metrics: ControlMetrics
     log: Logger | logging.Logger
     owner: str
+    scaling: ScalingPolicy = DEFAULT_SCALING
 
     def config(self, name: str) -> ServiceConfig | None:
         try:

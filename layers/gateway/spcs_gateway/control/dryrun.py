@@ -26,6 +26,7 @@ _NEVER = 10 * 365 * 86_400.0  # a dry run's resume does not complete while it ru
 _STATEMENTS = {
     "resume": "ALTER SERVICE {} RESUME",
     "suspend": "ALTER SERVICE {} SUSPEND",
+    "scale": "ALTER SERVICE {} SET MIN_INSTANCES / MAX_INSTANCES (scaling.py's count)",
     "resume_pool": "ALTER COMPUTE POOL {} RESUME",
     "suspend_pool": "ALTER COMPUTE POOL {} SUSPEND",
 }

@@ -1,5 +1,5 @@
-"""The control function's events (contract in ``control_client.py``): the EventBridge schedule
-reconciles; ``{"action": "ensure_ready" | "suspend" | "reconcile" | "status", ...}`` from
+"""The control function's events (contract in ``control_invoke.py``): the EventBridge schedule
+reconciles; ``{"action": "ensure_ready" | "suspend" | "reconcile" | "status" | "scale", ...}`` from
 routers, the API and operators is dispatched to the ``ControlPlane``."""
 
 from __future__ import annotations
@@ -11,18 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spcs_gateway.control.plane import ControlPlane
 from spcs_gateway.control.results import ControlCode, UnknownServiceError
-from spcs_gateway.control_client import action_allowed
+from spcs_gateway.control_invoke import action_allowed
+from spcs_gateway.registry import MAX_SERVICE_INSTANCES
 
 
 class ControlRequest(BaseModel):
-    """``{"action": "ensure_ready" | "suspend" | "reconcile" | "status", ...}``."""
+    """``{"action": "ensure_ready" | "suspend" | "reconcile" | "status" | "scale", ...}``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    action: Literal["ensure_ready", "suspend", "reconcile", "status"]
+    action: Literal["ensure_ready", "suspend", "reconcile", "status", "scale"]
     service: str | None = Field(default=None, max_length=63)
     force: bool = False
     services: list[str] | None = Field(default=None, max_length=100)
+    # scale: the instance range to set (within the registry's)
+    min_instances: int | None = Field(default=None, ge=1, le=MAX_SERVICE_INSTANCES)
+    max_instances: int | None = Field(default=None, ge=1, le=MAX_SERVICE_INSTANCES)
 
 
 def is_schedule_event(event: Mapping[str, Any]) -> bool:
@@ -75,6 +79,15 @@ def handle_control_event(
         return {"ok": True, "action": "status", "services": [r.as_dict() for r in rows]}
     if not request.service:
         return _invalid(["service"])
+    if request.action == "scale":
+        if request.min_instances is None or request.max_instances is None:
+            missing = ["min_instances"] if request.min_instances is None else []
+            return _invalid(missing + (["max_instances"] if request.max_instances is None else []))
+        return control.scale(
+            request.service,
+            min_instances=request.min_instances,
+            max_instances=request.max_instances,
+        ).as_dict()
     if request.action == "ensure_ready":
         remaining = _remaining_s(context)
         budget = 0.0 if remaining is None else remaining - control.budget_margin_s

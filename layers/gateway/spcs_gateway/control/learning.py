@@ -7,7 +7,9 @@ What the control plane sees, and what it teaches:
 - a round reads the latest activity (routers and the API record it): activity after a quiet
   stretch of at least a round ends an idle gap (``adaptive.observe_activity``);
 - a caller that finds the service suspended (``ensure_ready``), or a backlog a round finds on
-  a suspended service, is an arrival at a known instant (``adaptive.observe_arrival``);
+  a suspended service, is an arrival at a known instant (``adaptive.observe_arrival``); the
+  first one ever also teaches the quiet stretch before it (since the last activity, suspend
+  or status change the record knows);
 - a resume is timed from RESUME to the first READY seen (by ``ensure_ready``'s polls, or
   at the first round that sees it ready): the learned resume cost R (``adaptive.observe_resume``).
 
@@ -96,7 +98,11 @@ def learn_round(
 def learn_arrival(ctx: ControlContext, config: ServiceConfig, at: datetime) -> None:
     """A caller found the service suspended at ``at``."""
     if config.policy == "adaptive":
-        learn(ctx, config, ctx.store.get(config.name), _arrival(at.timestamp()))
+        record = ctx.store.get(config.name)
+        # Quiet since the last thing known before this call (activity, suspend, status change).
+        marks = (record.last_activity, record.suspended_at, record.last_transition_at)
+        quiet = max((t for t in marks if t is not None and t < at), default=None)
+        learn(ctx, config, record, _arrival(at.timestamp(), _ts(quiet)))
 
 
 def learn_resume(
@@ -109,5 +115,5 @@ def learn_resume(
         learn(ctx, config, record, lambda m: adaptive.observe_resume(m, seconds, at))
 
 
-def _arrival(at: float) -> Change:
-    return lambda model: adaptive.observe_arrival(model, at)
+def _arrival(at: float, quiet_since: float | None = None) -> Change:
+    return lambda model: adaptive.observe_arrival(model, at, quiet_since)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from spcs_gateway import adaptive
 from spcs_gateway.control.memory_spcs import MemorySpcsServices
-from spcs_gateway.queues import MappingState, QueueDepth
+from spcs_gateway.queues import MappingState, QueueDepth, clamp_concurrency
 from spcs_gateway.service_record import ServiceRecord, can_take_lease, counter_day
 from spcs_gateway.service_state import DEFAULT_ON_DEMAND_TTL
 from spcs_gateway.status import Observation, ServiceStatus
@@ -205,6 +205,23 @@ class MemoryStateStore:
             self._write(name, on_demand_in_flight=r.on_demand_in_flight - 1)
             return True
 
+    def record_scale(self, name: str, instances: int, reason: str, now: datetime) -> None:
+        with self._lock:
+            self._write(name, instances=instances, scaled_at=now, scale_reason=reason)
+
+    def set_manual_range(self, name: str, low: int | None, high: int | None) -> None:
+        with self._lock:
+            if low is None or high is None:
+                low = high = None
+            self._write(name, manual_min=low, manual_max=high)
+
+    def record_backlog(self, name: str, backlog: int, rate: float | None, now: datetime) -> None:
+        with self._lock:
+            changes: dict[str, object] = {"backlog": backlog, "backlog_at": now}
+            if rate is not None:
+                changes["rate"] = round(rate, 6)  # as DynamoDB stores it
+            self._write(name, **changes)
+
 
 class MemoryQueues:
     """Queue depths by logical queue name."""
@@ -246,7 +263,8 @@ _EMPTY = QueueDepth(0, 0, 0)
 
 
 class MemoryMappings:
-    """One event source mapping per known queue; ``calls`` lists every pause/resume asked."""
+    """One event source mapping per known queue; ``calls`` lists every pause/resume asked,
+    ``concurrency`` each queue's ``ScalingConfig.MaximumConcurrency`` (None: unset)."""
 
     def __init__(
         self, queues: Iterable[str] | Mapping[str, bool] = (), *, enabled: bool = True
@@ -256,6 +274,7 @@ class MemoryMappings:
         )
         self.calls: list[tuple[str, tuple[str, ...]]] = []  # every pause / resume asked
         self.changes: list[tuple[str, tuple[str, ...]]] = []  # those that switched a mapping
+        self.concurrency: dict[str, int | None] = dict.fromkeys(self._enabled)
         self._lock = threading.Lock()
 
     def enabled(self, queue: str) -> bool:
@@ -289,3 +308,11 @@ class MemoryMappings:
 
     def resume(self, queues: Iterable[str]) -> int:
         return self.set_enabled(queues, True)
+
+    def set_concurrency(self, queues: Iterable[str], maximum: int) -> int:
+        value = clamp_concurrency(maximum)
+        with self._lock:
+            changed = [q for q in queues if q in self._enabled and self.concurrency[q] != value]
+            for queue in changed:
+                self.concurrency[queue] = value
+        return len(changed)

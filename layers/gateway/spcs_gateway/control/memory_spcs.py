@@ -4,7 +4,10 @@ observable behaviour):
 
 - service: SUSPENDED -> (RESUME) -> PENDING for ``resume_seconds`` -> RUNNING, its containers
   READY ``start_seconds`` later; SUSPEND is immediate. RESUME of a RUNNING or PENDING service
-  does nothing;
+  does nothing. ``scale`` (ALTER SERVICE ... SET MIN_INSTANCES / MAX_INSTANCES) runs
+  MIN_INSTANCES instances: on a RUNNING service a new instance is READY after the model load
+  (``resume_seconds + start_seconds``), a removed one stops at once; otherwise the count
+  applies from the next resume;
 - compute pool: SUSPENDED -> (RESUME) -> STARTING for ``pool_start_seconds`` -> ACTIVE (some
   service running or starting on it, whoever's) or IDLE. Resuming a service on a SUSPENDED pool
   starts the pool (AUTO_RESUME); suspending a pool suspends everything on it. ``num_services``
@@ -13,16 +16,17 @@ observable behaviour):
 
 Time-based transitions are applied lazily, at the instant they were due, so ``history`` (every
 status change with its time) is the same whoever looked in between: ``up_seconds`` bills from
-it. ``calls`` lists every port call as ``(operation, name)``; ``fail_on`` makes chosen calls
-fail as Snowflake would (``TransientError``), ``hook`` runs before every call (tests use it to
-look at the world mid-protocol, or to crash).
+it, and ``instance_seconds`` bills every instance from ``instance_log``. ``calls`` lists every
+port call as ``(operation, name)``; ``fail_on`` makes chosen calls fail as Snowflake would
+(``TransientError``), ``hook`` runs before every call (tests use it to look at the world
+mid-protocol, or to crash).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from spcs_gateway.clock import Clock, utc_now
@@ -41,6 +45,8 @@ class _Service:
     instances: int
     pending_until: datetime | None = None  # PENDING -> RUNNING
     ready_at: datetime | None = None  # RUNNING: containers READY from then on
+    max_instances: int = 1
+    added: list[datetime] = field(default_factory=list)  # READY times of scaled-out instances
 
 
 @dataclass
@@ -79,6 +85,7 @@ class MemorySpcsServices:
         self._lock = threading.RLock()
         self.calls: list[tuple[str, str]] = []
         self.history: list[Transition] = []
+        self.instance_log: list[tuple[datetime, str, int]] = []  # (at, fqn, instances up)
         self.fail_on: Callable[[str, str], bool] | None = None
         self.hook: Callable[[str, str], None] | None = None
 
@@ -113,6 +120,7 @@ class MemorySpcsServices:
             if checked_identifier(pool) not in self._pools:
                 self.add_pool(pool)
             svc = _Service(checked_identifier(fqn), checked_identifier(pool), _UNKNOWN, instances)
+            svc.max_instances = instances
             self._services[svc.fqn] = svc
             now = self._clock()
             self._set(svc, ServiceStatus.parse(status), now, ready_at=None if ready else _FAR)
@@ -147,8 +155,29 @@ class MemorySpcsServices:
 
     @property
     def changes(self) -> list[tuple[str, str]]:
-        """The calls that change something (resume / suspend of services and pools)."""
+        """The calls that change something (resume / suspend / scale of services and pools)."""
         return [c for c in self.calls if c[0] not in ("observe", "pool")]
+
+    def instance_seconds(self, fqn: str, start: datetime, end: datetime) -> float:
+        """Instance-seconds within [start, end): every instance PENDING or RUNNING is billed."""
+        name = checked_identifier(fqn)
+        with self._lock:
+            self._advance(min(end, self._clock()))
+            total, since, count = 0.0, start, 0
+            for at, who, up in self.instance_log:
+                if who != name:
+                    continue
+                if at > since:
+                    total += count * _overlap(since, at, start, end)
+                    since = max(at, start)
+                count = up
+            return total + count * _overlap(since, end, start, end)
+
+    def instances(self, fqn: str) -> int:
+        """Instances up now (0 when suspended)."""
+        with self._lock:
+            svc = self._service(fqn)
+            return svc.instances if svc.status in _UP else 0
 
     def up_seconds(self, fqn: str, start: datetime, end: datetime) -> float:
         """Seconds within [start, end) the service was PENDING or RUNNING (what SPCS bills)."""
@@ -176,11 +205,15 @@ class MemorySpcsServices:
         with self._lock:
             if svc is None:
                 raise not_visible("managed service")
-            ready = 0
+            now = self._clock()
             total = svc.instances if svc.status is ServiceStatus.RUNNING else 0
-            if total and svc.ready_at is not None and self._clock() >= svc.ready_at:
-                ready = total
-            return ServiceObservation(svc.fqn, svc.status.value, svc.pool, ready, total)
+            first = total - len(svc.added)
+            ready = 0
+            if total and svc.ready_at is not None and now >= svc.ready_at:
+                ready = first + sum(1 for t in svc.added if t <= now)
+            return ServiceObservation(
+                svc.fqn, svc.status.value, svc.pool, ready, total, svc.instances, svc.max_instances
+            )
 
     def resume(self, fqn: str) -> None:
         svc = self._require(self._call("resume", fqn))
@@ -201,6 +234,21 @@ class MemorySpcsServices:
         with self._lock:
             if svc.status is not ServiceStatus.SUSPENDED:
                 self._set(svc, ServiceStatus.SUSPENDED, self._clock())
+
+    def scale(self, fqn: str, min_instances: int, max_instances: int) -> None:
+        svc = self._require(self._call("scale", fqn))
+        with self._lock:
+            now = self._clock()
+            before, svc.instances, svc.max_instances = svc.instances, min_instances, max_instances
+            if svc.status is not ServiceStatus.RUNNING:
+                svc.added = []
+            elif min_instances > before:
+                load = now + self._resume + self._start
+                svc.added = svc.added + [load] * (min_instances - before)
+            else:
+                keep = max(len(svc.added) - (before - min_instances), 0)
+                svc.added = svc.added[:keep]
+            self._log_instances(svc, now)
 
     def pool(self, name: str) -> PoolObservation:
         self._call("pool", name)
@@ -301,7 +349,16 @@ class MemorySpcsServices:
         before = svc.status
         svc.status, svc.pending_until = status, pending_until
         svc.ready_at = at if status is ServiceStatus.RUNNING and ready_at is None else ready_at
+        if before is not ServiceStatus.RUNNING or status is not ServiceStatus.RUNNING:
+            svc.added = []
         self._log("service", svc.fqn, None if before is _UNKNOWN else before, status, at)
+        self._log_instances(svc, at)
+
+    def _log_instances(self, svc: _Service, at: datetime) -> None:
+        up = svc.instances if svc.status in _UP else 0
+        last = next((n for _, who, n in reversed(self.instance_log) if who == svc.fqn), None)
+        if last != up:
+            self.instance_log.append((at, svc.fqn, up))
 
     def _log(
         self, kind: str, name: str, before: str | None, after: str, at: datetime | None = None

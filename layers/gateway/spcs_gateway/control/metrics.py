@@ -3,7 +3,8 @@ logical name or a compute pool) and ``outcome`` only.
 
 Emitted (``ControlContext.emit``): ``EnsureReady`` (outcome), ``Resumes`` / ``Suspends`` /
 ``PoolResumes`` / ``PoolSuspends`` (reason), ``ReconcileErrors`` (code), ``ServiceStatus``
-(Snowflake status), ``ServiceReady``, ``RunningSeconds``.
+(Snowflake status), ``ServiceReady``, ``RunningSeconds``, ``ScaleOut`` / ``ScaleIn`` (reason)
+and ``Instances`` (the count set) per scaling change.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from spcs_gateway.settings import env_str
 
 
 class NullMetrics:
@@ -26,7 +29,7 @@ class EmfMetrics:
     def __init__(self, namespace: str | None = None) -> None:
         from spcs_gateway.observability import DEFAULT_NAMESPACE, NAMESPACE_ENV
 
-        self._namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+        self._namespace = namespace or env_str(os.environ, NAMESPACE_ENV, DEFAULT_NAMESPACE)
 
     def emit(
         self, name: str, value: float, unit: MetricUnit, *, service: str, outcome: str | None = None

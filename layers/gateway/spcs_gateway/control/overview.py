@@ -9,7 +9,7 @@ from spcs_gateway.control.context import ControlContext
 from spcs_gateway.control.ports import CALL_ERRORS, call_error_code
 from spcs_gateway.control.results import ServiceOverview, UnknownServiceError
 from spcs_gateway.lifecycle import idle_countdown
-from spcs_gateway.status import Observation, Observed, ServiceStatus
+from spcs_gateway.status import Observation, Observed, ServiceObservation, ServiceStatus
 
 
 def overview(ctx: ControlContext, names: Iterable[str] | None = None) -> list[ServiceOverview]:
@@ -29,8 +29,9 @@ def overview(ctx: ControlContext, names: Iterable[str] | None = None) -> list[Se
         record = records[config.name]
         code: str | None = None
         obs: Observation
+        seen: ServiceObservation | None = None
         try:
-            obs = ctx.services.observe(config.service)
+            obs = seen = ctx.services.observe(config.service)
         except CALL_ERRORS as exc:
             obs, code = Observed(ServiceStatus.UNKNOWN.value), call_error_code(exc)
         backlog = ctx.work_for(config, record, now)
@@ -54,6 +55,10 @@ def overview(ctx: ControlContext, names: Iterable[str] | None = None) -> list[Se
                 backlog=backlog.messages if known else None,
                 on_demand=backlog.on_demand_in_flight,
                 code=code,
+                instances=seen.instances_total if seen else 0,
+                instances_ready=seen.instances_ready if seen else 0,
+                min_instances=seen.min_instances if seen else None,
+                max_instances=seen.max_instances if seen else None,
             )
         )
     return rows

@@ -14,6 +14,7 @@ from spcs_gateway.clock import Clock, Sleep, utc_now
 from spcs_gateway.control import overview as _overview
 from spcs_gateway.control import reconcile as _reconcile
 from spcs_gateway.control import resume as _resume
+from spcs_gateway.control import scale as _scale
 from spcs_gateway.control import suspend as _suspend
 from spcs_gateway.control.context import ControlContext, default_owner
 from spcs_gateway.control.metrics import NullMetrics
@@ -27,6 +28,8 @@ from spcs_gateway.control.ports import (
 from spcs_gateway.control.results import ControlResult, ReconcileReport, ServiceOverview
 from spcs_gateway.control.settings import ControlSettings
 from spcs_gateway.registry import Registry
+from spcs_gateway.scaling import DEFAULT_POLICY as DEFAULT_SCALING
+from spcs_gateway.scaling import ScalingPolicy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -55,6 +58,7 @@ class ControlPlane:
         sleep: Sleep = time.sleep,
         metrics: ControlMetrics | None = None,
         logger: Logger | logging.Logger | None = None,
+        scaling: ScalingPolicy | None = None,
     ) -> None:
         settings = settings or ControlSettings()
         self._ctx = ControlContext(
@@ -69,6 +73,7 @@ class ControlPlane:
             metrics=metrics or NullMetrics(),
             log=logger or logging.getLogger(__name__),
             owner=settings.owner_id or default_owner(),
+            scaling=scaling or DEFAULT_SCALING,
         )
 
     @property
@@ -103,6 +108,11 @@ class ControlPlane:
     def reconcile(self) -> ReconcileReport:
         """One control round over every registry service, then every registry compute pool."""
         return _reconcile.reconcile(self._ctx)
+
+    def scale(self, name: str, *, min_instances: int, max_instances: int) -> ControlResult:
+        """Operator scale: set the instance range (within the registry's) now; the
+        backlog-driven policy stays inside it until the operator changes it."""
+        return _scale.manual_scale(self._ctx, name, min_instances, max_instances)
 
     def status(self, names: Iterable[str] | None = None) -> list[ServiceOverview]:
         """One overview per service (all, or ``names``)."""

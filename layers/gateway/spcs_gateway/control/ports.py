@@ -82,6 +82,14 @@ class StateStore(Protocol):
 
     def save_idle_model(self, name: str, model: IdleModel, previous: IdleModel | None) -> bool: ...
 
+    def record_scale(self, name: str, instances: int, reason: str, now: datetime) -> None: ...
+
+    def set_manual_range(self, name: str, low: int | None, high: int | None) -> None: ...
+
+    def record_backlog(
+        self, name: str, backlog: int, rate: float | None, now: datetime
+    ) -> None: ...
+
 
 class SpcsServices(Protocol):
     """SPCS services and compute pools, by fully qualified name / pool name."""
@@ -91,6 +99,8 @@ class SpcsServices(Protocol):
     def resume(self, fqn: str) -> None: ...
 
     def suspend(self, fqn: str) -> None: ...
+
+    def scale(self, fqn: str, min_instances: int, max_instances: int) -> None: ...
 
     def pool(self, name: str) -> PoolObservation: ...
 
@@ -106,13 +116,16 @@ class QueueBacklog(Protocol):
 
 
 class MappingSwitch(Protocol):
-    """The event source mappings that feed a service's queues: pause while it resumes."""
+    """The event source mappings that feed a service's queues: pause while it resumes; their
+    ``MaximumConcurrency`` follows the service's ready instances."""
 
     def states(self, queues: Iterable[str]) -> list[MappingState]: ...
 
     def pause(self, queues: Iterable[str]) -> int: ...
 
     def resume(self, queues: Iterable[str]) -> int: ...
+
+    def set_concurrency(self, queues: Iterable[str], maximum: int) -> int: ...
 
 
 class ControlMetrics(Protocol):

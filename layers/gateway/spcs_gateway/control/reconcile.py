@@ -1,5 +1,7 @@
 """One control round (the scheduled tick): observe every registry service, record what was seen,
-let the lifecycle policy decide, carry it out; then the compute pools (``pools.py``).
+let the lifecycle policy decide whether it runs and the scaling policy how many instances
+(``scale.py``: applied first, so a suspend follows the scale-in), carry both out; then the
+compute pools (``pools.py``).
 
 A service that cannot be observed is reported with its error code and skipped (and its pool is
 left alone); an action that fails is reported the same way. Nothing raises out of a round.
@@ -15,6 +17,7 @@ from spcs_gateway.control.pools import reconcile_pools
 from spcs_gateway.control.ports import CALL_ERRORS, call_error_code
 from spcs_gateway.control.results import Outcome, ReconcileReport, ServiceRound
 from spcs_gateway.control.resume import finish_resume, start_resume
+from spcs_gateway.control.scale import scale_round
 from spcs_gateway.lifecycle import Action, Decision, Reason, decide_service
 from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.service_record import ServiceRecord
@@ -52,6 +55,16 @@ def reconcile(ctx: ControlContext) -> ReconcileReport:
         backlog = ctx.work_for(config, record, now)
         decision = decide_service(config, record, observed, backlog, now, ctx.settings.policy)
         decisions[config.name] = decision
+        # The count first: a suspend is preceded by the scale-in to the minimum (scale.py).
+        scaled = scale_round(
+            ctx,
+            config,
+            record,
+            observed,
+            backlog,
+            suspending=decision.action is Action.SUSPEND,
+            now=now,
+        )
         code: str | None = None
         try:
             outcome = _execute(ctx, config, observed, record, decision)
@@ -65,7 +78,10 @@ def reconcile(ctx: ControlContext) -> ReconcileReport:
             decision.action.value,
             decision.reason.value,
             outcome,
-            code,
+            code or (scaled.code if scaled else None),
+            scaled.decision.instances if scaled else None,
+            scaled.decision.action.value if scaled else "",
+            scaled.decision.reason.value if scaled else "",
         )
         if outcome is not Outcome.NONE:
             ctx.info(

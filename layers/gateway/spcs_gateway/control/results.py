@@ -4,7 +4,7 @@
 ``ServiceRound`` per service, one ``PoolRound`` per pool) answers ``reconcile``;
 ``ServiceOverview`` is one row of ``status``. Every field is a name, a status, a reason or error
 code, a count or a time: never PHI. ``as_dict`` is the JSON the control function returns (its
-contract is in ``control_client.py``).
+contract is in ``control_invoke.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class Outcome(StrEnum):
     FINISHED = "finished"  # a resume completed: mappings re-enabled, lease released
     WAITING = "waiting"  # a transition is under way; nothing issued
     SKIPPED = "skipped"  # RESUME decided, but under the lease the service was no longer SUSPENDED
+    # scale
+    SCALED = "scaled"  # ALTER SERVICE ... SET MIN_INSTANCES / MAX_INSTANCES issued
     NONE = "none"  # nothing to do
 
 
@@ -54,6 +56,8 @@ class ControlCode(StrEnum):
     INVALID_REQUEST = "INVALID_REQUEST"
     # The action is not allowed through the alias it came in on (routers may only ensure_ready).
     ACTION_NOT_ALLOWED = "ACTION_NOT_ALLOWED"
+    # A manual scale outside the registry's min_instances..max_instances.
+    OUT_OF_RANGE = "OUT_OF_RANGE"
 
 
 class SuspendTrigger(StrEnum):
@@ -85,13 +89,16 @@ class ControlResult:
     resumed: bool = False  # this call issued ALTER SERVICE ... RESUME
     reason: str | None = None  # lifecycle.Reason (or SuspendTrigger) behind the outcome
     code: str | None = None  # refusal / error code
+    # scale: the range now set (None for the other actions)
+    min_instances: int | None = None
+    max_instances: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome not in _NOT_OK
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "ok": self.ok,
             "service": self.service,
             "outcome": self.outcome.value,
@@ -101,6 +108,10 @@ class ControlResult:
             "reason": self.reason,
             "code": self.code,
         }
+        if self.min_instances is not None:
+            answer["min_instances"] = self.min_instances
+            answer["max_instances"] = self.max_instances
+        return answer
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,12 @@ class ServiceOverview:
     backlog: int | None  # messages waiting (visible + in flight + delayed); None: unknown
     on_demand: int
     code: str | None = None  # set when the service could not be observed
+    # Instances: running (READY or loading), READY, and the range set on the service
+    # (SHOW SERVICES min_instances / max_instances; None when not reported).
+    instances: int = 0
+    instances_ready: int = 0
+    min_instances: int | None = None
+    max_instances: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +158,10 @@ class ServiceOverview:
             "backlog": self.backlog,
             "on_demand": self.on_demand,
             "code": self.code,
+            "instances": self.instances,
+            "instances_ready": self.instances_ready,
+            "min_instances": self.min_instances,
+            "max_instances": self.max_instances,
         }
 
 
@@ -155,6 +176,10 @@ class ServiceRound:
     reason: str
     outcome: Outcome
     code: str | None = None
+    # Scaling this round (scaling.py): the count set, or the count kept when nothing changed.
+    instances: int | None = None
+    scale_action: str = ""  # scaling.ScaleAction, "" when not consulted
+    scale_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +190,9 @@ class ServiceRound:
             "reason": self.reason,
             "outcome": self.outcome.value,
             "code": self.code,
+            "instances": self.instances,
+            "scale_action": self.scale_action,
+            "scale_reason": self.scale_reason,
         }
 
 

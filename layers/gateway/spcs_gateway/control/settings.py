@@ -21,14 +21,13 @@ environment contract; the operator CLI reads the same variables).
 ``CONTROL_OWNER_ID``               lease owner prefix (default: Lambda log stream, or host:pid)
 =================================  ==========================================================
 
-One parser per type (``env_str``, ``env_bool``, ``env_float``, ``env_json_map`` over
-``parse_json_map``, which the CLI's JSON flags use too); a malformed
-value raises ``ValueError`` naming the variable, never echoing its value.
+Values are read with the library's parsers (``spcs_gateway.settings``: one per type, one
+boolean vocabulary); a malformed value raises ``ValueError`` naming the variable, never
+echoing its value.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from datetime import timedelta
 
 from spcs_gateway.lifecycle import DEFAULT_POLICY, LifecyclePolicy
 from spcs_gateway.service_state import DEFAULT_LEASE_TTL, SERVICE_STATE_TABLE_ENV
+from spcs_gateway.settings import env_bool, env_float, env_json_map, env_str
 
 QUEUE_URLS_ENV = "QUEUE_URLS"
 QUEUE_ARNS_ENV = "QUEUE_ARNS"
@@ -49,49 +49,6 @@ OWNER_ID_ENV = "CONTROL_OWNER_ID"
 
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_BUDGET_MARGIN_S = 10.0
-_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-
-
-def env_str(environ: Mapping[str, str], key: str) -> str | None:
-    """The value, or None when unset or empty."""
-    return environ.get(key) or None
-
-
-def env_bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
-    """Unset or blank: ``default``; ``false``/``0``/``no``/``off`` (any case): False; else True."""
-    raw = environ.get(key, "").strip().lower()
-    if not raw:
-        return default
-    return raw not in _FALSE_WORDS
-
-
-def env_float(environ: Mapping[str, str], key: str, default: float) -> float:
-    raw = environ.get(key)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number") from None
-
-
-def parse_json_map(text: str, name: str) -> dict[str, str]:
-    """``text`` as a JSON object of strings; ``ValueError`` naming ``name`` otherwise."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise ValueError(f"{name} is not valid JSON") from None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValueError(f"{name} must be a JSON object of strings")
-    return value
-
-
-def env_json_map(environ: Mapping[str, str], key: str) -> dict[str, str] | None:
-    """A JSON object of strings, or None when unset or empty."""
-    raw = environ.get(key)
-    return parse_json_map(raw, key) if raw else None
 
 
 def _seconds(environ: Mapping[str, str], key: str, default: timedelta) -> timedelta:

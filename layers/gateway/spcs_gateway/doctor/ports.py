@@ -7,20 +7,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from spcs_gateway.api.ports import Search  # the API's Cortex Search port, shared
-from spcs_gateway.registry import ServiceConfig
-from spcs_gateway.spcs_client import InferenceInput, RowResult
+from spcs_gateway.spcs_client import Inference
 
 __all__ = ["Inference", "Results", "Search", "Sql", "Tokens"]
 
 
 class Sql(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
-
-
-class Inference(Protocol):
-    def infer(
-        self, service: ServiceConfig, inputs: Sequence[InferenceInput]
-    ) -> list[RowResult]: ...
 
 
 class Results(Protocol):

@@ -41,8 +41,9 @@ _REQUEST_ID_DOC: dict[str, OpenAPIResponseHeader] = {
 }
 _ERROR_TEXT = {
     400: "The input is not acceptable (code says why).",
-    404: "Unknown service or route.",
-    409: "The suspend was refused (reason says why).",
+    403: "The table is not on the registry's allow-list (REFERENCE_NOT_ALLOWED).",
+    404: "Unknown service, route or stored note, or a feature this deployment did not set up.",
+    409: "The suspend or scale was refused (code and reason say why).",
     413: "The input exceeds a size limit.",
     415: "The body is not JSON.",
     422: "The request does not match the schema (locations and types only, never values).",

@@ -15,6 +15,9 @@ EventBridge scheduled event (``source: aws.events``)   reconcile: ``{"ok", "acti
                                                        "reason", "code"}``; invoked asynchronously
                                                        (InvocationType=Event): nobody reads it
 ``{"action": "suspend", "service": ..., "force": b}``  ``ControlResult`` (RequestResponse)
+``{"action": "scale", "service": ...,                  ``ControlResult`` with ``min_instances`` /
+"min_instances": n, "max_instances": m}``              ``max_instances``; refused (``OUT_OF_RANGE``)
+                                                       outside the registry's range
 ``{"action": "status"}`` (optional ``"services"``)    ``{"ok", "action": "status",
                                                        "services": [ServiceOverview...]}``
 anything else                                          ``{"ok": false, "code": "INVALID_REQUEST",
@@ -142,6 +145,16 @@ class LambdaControlClient:
 
     def reconcile(self) -> dict[str, Any]:
         return self._invoke({"action": "reconcile"})
+
+    def scale(self, name: str, min_instances: int, max_instances: int) -> dict[str, Any]:
+        return self._invoke(
+            {
+                "action": "scale",
+                "service": name,
+                "min_instances": min_instances,
+                "max_instances": max_instances,
+            }
+        )
 
     def status(self) -> list[dict[str, Any]]:
         answer = self._invoke({"action": "status"})

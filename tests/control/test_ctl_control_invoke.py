@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from ctl_control_support import NER, AwsWorld, World, aws_world, make_registry, memory_world
 
 from spcs_gateway.control import Outcome, handle_control_event, is_schedule_event
-from spcs_gateway.control_client import (
+from spcs_gateway.control_invoke import (
     ControlClientError,
     ControlReadinessHook,
     LambdaControlClient,
@@ -173,7 +173,7 @@ def test_ctl_control_readiness_hook_never_raises(caplog: pytest.LogCaptureFixtur
     stub = StubLambda(error=error)
     hook = ControlReadinessHook(LambdaControlClient(stub, "control-fn"))  # type: ignore[arg-type]
     service = make_registry().service("biobert_ner")
-    with caplog.at_level(logging.INFO, logger="spcs_gateway.control_client"):
+    with caplog.at_level(logging.INFO, logger="spcs_gateway.control_invoke"):
         hook.service_unavailable(service)  # no exception
         stub.error = None
         hook.service_unavailable(service)
@@ -214,19 +214,21 @@ class _EmptySink:
         raise AssertionError("nothing succeeds")
 
 
+class _NoDeadLetters:
+    def send_poison(self, record: Any, code: Any) -> None:
+        raise AssertionError("no poison here")
+
+
 class _Visibility:
     def __init__(self) -> None:
         self.delays: list[int] = []
-
-    def send_poison(self, record: Any, code: Any) -> None:
-        raise AssertionError("no poison here")
 
     def change_visibility_many(self, items: Any) -> int:
         self.delays.extend(delay for _, delay in items)
         return 0
 
 
-def _pipeline(environ: dict[str, str], dead_letters: _Visibility) -> Any:
+def _pipeline(environ: dict[str, str], visibility: _Visibility) -> Any:
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
     from spcs_gateway.pipeline import build_pipeline
@@ -237,7 +239,8 @@ def _pipeline(environ: dict[str, str], dead_letters: _Visibility) -> Any:
         registry=make_registry(),
         spcs=_UnavailableSpcs(),
         sink=_EmptySink(),
-        dead_letters=dead_letters,
+        dead_letters=_NoDeadLetters(),
+        visibility=visibility,
         logger=Logger(service="test"),
         metrics=Metrics(namespace="Test"),
         tracer=Tracer(disabled=True),
