@@ -110,6 +110,8 @@ def test_manual_scale_sets_the_range_and_bounds_the_policy(world: World) -> None
     control.reconcile()
     assert record(world).instances == 2  # the operator's maximum holds the policy
     assert control.scale("biobert_ner", min_instances=1, max_instances=3).ok
+    # The registry's whole range hands the count back to the policy: no operator range kept.
+    assert (record(world).manual_min, record(world).manual_max) == (None, None)
     world.clock.advance(120)
     control.reconcile()
     assert record(world).instances == 3
@@ -183,3 +185,42 @@ def test_every_instance_is_billed_from_start_to_stop() -> None:
     assert spcs.instance_seconds("DB.S.SVC", start + timedelta(seconds=150), end) == (
         pytest.approx(3 * 50 + 100)
     )
+
+
+def test_mapping_concurrency_never_exceeds_the_routers_reserved_concurrency(world: World) -> None:
+    # 3 ready instances x 2 would be 6; the notes router may run only 5 at once, and a mapping
+    # allowed more is throttled (each throttle spends a receive on the way to the DLQ).
+    control = world.control(make_registry(**SCALABLE), queue_max_concurrency={"notes": 5})
+    world.send("notes", 700)
+    control.reconcile()
+    world.clock.advance(60)
+    control.reconcile()
+    assert record(world).instances == 3
+    assert concurrency(world, "notes") == 5
+
+
+def test_a_suspend_sets_the_mappings_back_to_the_minimums_share(world: World) -> None:
+    control = scalable(world, idle_seconds=60)
+    world.send("notes", 700)
+    control.reconcile()
+    world.clock.advance(60)
+    control.reconcile()
+    assert concurrency(world, "notes") == 6
+    world.drain("notes")
+    world.clock.advance(120)
+    report = control.reconcile()
+    assert report.service("biobert_ner").outcome is Outcome.SUSPENDED
+    # The next resume starts one instance: its mappings must not come back at 3 x 2.
+    assert concurrency(world, "notes") == 2
+
+
+def test_the_first_scale_in_counts_as_a_scale_in(world: World) -> None:
+    # Snowflake runs 3 (set outside the gateway) and no scale is recorded yet: going to 1 is a
+    # scale-in, whatever rule asks for it.
+    world.services.scale(NER, 3, 3)
+    control = scalable(world, idle_seconds=60)
+    world.clock.advance(120)
+    control.reconcile()
+    assert record(world).instances == 1
+    assert len(world.metrics.named("ScaleIn")) == 1
+    assert world.metrics.named("ScaleOut") == []

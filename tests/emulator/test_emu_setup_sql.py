@@ -80,6 +80,8 @@ def test_scripts_01_to_09_and_11_run_with_the_deployment_between_07_and_08() -> 
         "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES",
         "PEDIATRIC_ML.RESULTS.INFERENCE_RESULTS",
     ]
+    stages = [o.name for o in built.account.catalog.objects("STAGE")]
+    assert stages == ["PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGE_STAGE"]
     assert state["services"] == [
         (d.service, "RUNNING", "MODEL_DEPLOYER_ROLE", 1, 0, True)
         for d in sorted(model_spec.DEPLOYMENTS, key=lambda d: d.service)
@@ -93,6 +95,7 @@ def test_scripts_01_to_09_and_11_run_with_the_deployment_between_07_and_08() -> 
     assert user.props["DEFAULT_SECONDARY_ROLES"] == []
     functions = [o.name for o in built.account.catalog.objects("FUNCTION")]
     assert functions == [
+        "PEDIATRIC_ML.CLINICAL_DATA.READ_STAGED_FILE(VARCHAR)",  # 11: the staged-file reader
         "PEDIATRIC_ML.MODELS.CLASSIFY_MEDICAL_IMAGE(BINARY, ARRAY)",
         "PEDIATRIC_ML.MODELS.EXTRACT_BIOMEDICAL_ENTITIES(VARCHAR)",
     ]

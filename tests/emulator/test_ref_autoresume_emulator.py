@@ -97,12 +97,9 @@ def test_service_function_auto_resume_is_seen_by_the_control_plane(
             assert control.reconcile().service("biobert_ner").status == "SUSPENDED"
             assert store.get("biobert_ner").status == "SUSPENDED"
 
-            route = ReferenceRoute(
-                sql,
-                registry.snowflake.results_table,
-                registry.references,
-                activity=ActivityRecorder(store),
-            )
+            route = ReferenceRoute(sql, registry.snowflake.results_table, registry.references)
+            # What the router's pipeline does for every batch with work, references included.
+            ActivityRecorder(store).record(service.name)
             [outcome] = route.run(service, [event])
             assert outcome.error is not None
             assert outcome.error.code is ErrorCode.SERVICE_UNAVAILABLE

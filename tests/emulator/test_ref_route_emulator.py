@@ -121,27 +121,13 @@ def _note_ref(event_id: str, table: str, key: str, version: int | None = None) -
     )
 
 
-class _Activity:
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def record(self, name: str) -> bool:
-        self.names.append(name)
-        return True
-
-
 def test_reference_batch_runs_the_model_in_snowflake_and_answers_ids_only(
     emulator: Any, registry: Registry, sql: SnowflakeSql
 ) -> None:
     service = registry.service("biobert_ner")
     table = registry.snowflake.results_table
-    activity = _Activity()
     route = ReferenceRoute(
-        sql,
-        table,
-        registry.references,
-        clock=lambda: datetime(2025, 1, 15, 10, 0, tzinfo=UTC),
-        activity=activity,
+        sql, table, registry.references, clock=lambda: datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
     )
     events = [
         _note_ref("ref-e1", NOTES, "REF-N1"),
@@ -166,7 +152,6 @@ def test_reference_batch_runs_the_model_in_snowflake_and_answers_ids_only(
         "ref-e7": None,
     }
     assert all(o.error.kind is FailureKind.POISON for o in outcomes if o.error)
-    assert activity.names == ["biobert_ner"]
     # Two tables: two MERGEs, each followed by one SELECT of ids (each had a missing row).
     assert route.statements == 4
 

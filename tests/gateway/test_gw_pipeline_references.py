@@ -13,6 +13,7 @@ from gw_support import registry_doc
 from spcs_gateway.errors import ErrorCode, PoisonError, ServiceUnavailableError
 from spcs_gateway.events import ReferenceEvent
 from spcs_gateway.pipeline.core import Pipeline
+from spcs_gateway.pipeline.outcomes import RecordOutcome
 from spcs_gateway.reference.route import RefOutcome
 from spcs_gateway.registry import ServiceConfig, parse_registry
 from spcs_gateway.results import ResultRow
@@ -153,6 +154,18 @@ def test_reference_and_inline_events_take_their_own_route() -> None:
     assert dlq.sent == [("m3", "REFERENCE_NOT_FOUND")]
     assert visibility.changed == ["m4"]
     assert hook.calls == 1  # SERVICE_UNAVAILABLE: ensure_ready, as for an inline 503
+
+
+def test_a_mixed_batch_reports_both_routes_as_succeeded() -> None:
+    # Outcomes feed the RecordsProcessed metric and the log: a reference whose row its own
+    # statement wrote is a success, not "already processed".
+    pipeline, *_ = _pipeline(References())
+    records = [SQSRecord(_record("m1", _ref("r1", "N-1"))), SQSRecord(_record("m2", _inline("i1")))]
+    decisions = pipeline.decide(records)
+    assert {m: d.outcome for m, d in decisions.items()} == {
+        "m1": RecordOutcome.SUCCEEDED,
+        "m2": RecordOutcome.SUCCEEDED,
+    }
 
 
 def test_without_the_route_reference_schemas_stay_unknown() -> None:

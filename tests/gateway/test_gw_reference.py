@@ -354,9 +354,10 @@ def test_route_refuses_a_version_on_an_unversioned_table() -> None:
 class RefusingSql(FakeSql):
     """A MERGE over a chunk that holds a refused key fails as Snowflake fails the statement."""
 
-    def __init__(self, refused: set[str]) -> None:
+    def __init__(self, refused: set[str], errno: int = 100357) -> None:
         super().__init__(written=set())
         self.refused = refused
+        self.errno = errno
 
     def execute(
         self,
@@ -368,7 +369,7 @@ class RefusingSql(FakeSql):
         if sql.startswith("MERGE") and self.refused & set(params):
             self.calls.append((sql, list(params)))
             raise TransientError(
-                ErrorCode.SERVICE_ERROR, "Snowflake statement failed (errno 100357)"
+                ErrorCode.SERVICE_ERROR, f"Snowflake statement failed (errno {self.errno})"
             )
         return super().execute(sql, params, error_code=error_code)
 
@@ -395,3 +396,19 @@ def test_the_reference_package_re_exports_the_schemas_of_events() -> None:
     assert reference.ImageRefEvent is events.ImageRefEvent
     with pytest.raises(AttributeError):
         _ = reference.NoSuchName
+
+
+def test_route_isolates_a_reference_whose_values_do_not_fit_its_table() -> None:
+    # e.g. a version "v2" against a NUMBER column: Snowflake fails the whole statement with a
+    # 100xxx conversion error (100038 "Numeric value ... is not recognized"). One bad reference
+    # must not keep the others of its chunk from their rows, nor send them to the DLQ.
+    registry = _registry()
+    sql = RefusingSql(refused={"N-BAD"}, errno=100038)
+    keys = ["N-0", "N-BAD", "N-2", "N-3"]
+    events = [parse_any_event(_note(f"e{i}", key=k)) for i, k in enumerate(keys)]
+    outcomes = _route(sql, registry).run(registry.service("ner"), events)
+    codes = {o.event_id: o.error.code if o.error else None for o in outcomes}
+    assert codes == {"e0": None, "e1": ErrorCode.INVALID_EVENT, "e2": None, "e3": None}
+    bad = next(o.error for o in outcomes if o.error)
+    assert bad.kind is FailureKind.POISON
+    assert "N-BAD" not in str(bad)  # the reference's values are not echoed

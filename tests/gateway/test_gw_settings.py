@@ -12,6 +12,7 @@ from spcs_gateway.settings import (
     env_bool,
     env_float,
     env_int,
+    env_int_map,
     env_json_map,
     env_str,
     parse_json_map,
@@ -24,6 +25,8 @@ def test_env_str_treats_unset_and_empty_as_not_configured() -> None:
     assert env_str({}, "K") is None
     assert env_str({"K": ""}, "K") is None
     assert env_str({"K": ""}, "K", "fallback") == "fallback"
+    assert env_str({"K": "   "}, "K") is None
+    assert env_str({"K": " v "}, "K") == "v"
     assert env_str({"K": "v"}, "K", "fallback") == "v"
 
 
@@ -51,6 +54,9 @@ def test_env_bool_blank_is_the_default() -> None:
         (lambda env: env_int(env, "MY_FLAG", 1), "2.5"),
         (lambda env: env_json_map(env, "MY_FLAG"), CANARY),
         (lambda env: env_json_map(env, "MY_FLAG"), f'{{"a": ["{CANARY}"]}}'),
+        (lambda env: env_int_map(env, "MY_FLAG"), f'{{"notes": "{CANARY}"}}'),
+        (lambda env: env_int_map(env, "MY_FLAG"), '{"notes": 0}'),
+        (lambda env: env_int_map(env, "MY_FLAG"), '{"notes": true}'),
     ],
 )
 def test_a_malformed_value_names_the_variable_not_the_value(
@@ -67,6 +73,8 @@ def test_numbers_and_json_maps() -> None:
     assert env_int({"K": "7"}, "K", 1) == 7
     assert env_int({"K": ""}, "K", 1) == 1
     assert env_json_map({}, "K") is None
+    assert env_int_map({}, "K") is None
+    assert env_int_map({"K": '{"notes": 5, "images": 2}'}, "K") == {"notes": 5, "images": 2}
     assert env_json_map({"K": '{"notes": "https://q"}'}, "K") == {"notes": "https://q"}
     with pytest.raises(ValueError, match="--queue-urls is not valid JSON"):
         parse_json_map("{", "--queue-urls")

@@ -39,6 +39,10 @@ EXPECTED_GATEWAY_GRANTS = {
     # 11 (optional, the reference route): read the referenced notes and images in Snowflake.
     ("SELECT", "TABLE", "PEDIATRIC_ML.CLINICAL_DATA.EHR_NOTES"),
     ("SELECT", "TABLE", "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES"),
+    # Image files on a stage: the scoped URL needs READ on the internal stage, the reader UDF
+    # USAGE.
+    ("READ", "STAGE", "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGE_STAGE"),
+    ("USAGE", "FUNCTION", "PEDIATRIC_ML.CLINICAL_DATA.READ_STAGED_FILE(STRING)"),
 }
 DEPLOYER_ROLE = "MODEL_DEPLOYER_ROLE"
 # The deployer owns the models and services it creates; this is what it needs to create them.

@@ -159,9 +159,10 @@ def observe_activity(
 ) -> IdleModel:
     """The latest recorded activity, read by a control round. ``looked_at``: when the previous
     round looked (nothing newer than ``model.last`` had happened then). Activity newer than
-    ``model.last`` ended an idle gap if the quiet stretch seen before it spans a round; the gap
-    counted is that quiet stretch (a lower bound, at most a round short: a pre-resume planned
-    from it lands early rather than late, and idling a little costs less than a caller's wait).
+    ``model.last`` ended an idle gap if the quiet stretch seen before it spans a round. The gap
+    ended somewhere between the previous look and this one; it is counted to the middle of that
+    interval, so its error is at most half a round either way (unbiased, where the lower bound
+    would shorten every learned gap by half a round on average).
     """
     if activity is None or (model.last is not None and activity <= model.last + 0.001):
         return model

@@ -343,7 +343,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("suspend", help="suspend a service (refused while work waits)")
     s.add_argument("name", metavar="NAME")
     s.add_argument("--force", action="store_true", help="suspend even with queued work")
-    s = sub.add_parser("scale", help="set a service's instance range (within the registry's)")
+    s = sub.add_parser(
+        "scale",
+        help="set a service's instance range (within the registry's; the registry's own range "
+        "hands the count back to backlog-driven scaling)",
+    )
     s.add_argument("name", metavar="NAME")
     s.add_argument("--min", type=int, required=True, metavar="N", help="MIN_INSTANCES")
     s.add_argument("--max", type=int, required=True, metavar="M", help="MAX_INSTANCES")

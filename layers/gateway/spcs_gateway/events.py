@@ -173,6 +173,35 @@ class TableRowRef(_Strict):
     version: RowVersion | int | None = None
 
 
+# A file on an allow-listed stage (``references.image_stages``): the stage as DB.SCHEMA.STAGE,
+# the path relative to it. The path travels as a bound value, but it also becomes part of a
+# scoped URL: a strict character set, no empty, "." or ".." segment, no leading "/".
+StageName = TableName
+_STAGE_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.=-]*"
+STAGE_PATH_PATTERN = rf"^{_STAGE_SEGMENT}(?:/{_STAGE_SEGMENT})*$"
+MAX_STAGE_PATH_CHARS = 512
+
+
+def _no_dot_dot(value: str) -> str:
+    if ".." in value:
+        raise PydanticCustomError("stage_path", "a stage path may not contain '..'")
+    return value
+
+
+StagePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_STAGE_PATH_CHARS, pattern=STAGE_PATH_PATTERN),
+    AfterValidator(_no_dot_dot),
+]
+
+
+class StageFileRef(_Strict):
+    """One file on an allow-listed stage, by its path relative to the stage."""
+
+    stage: StageName
+    path: StagePath
+
+
 class NoteRefEvent(_Strict):
     schema_: Literal["clinical-note-ref.v1"] = Field(alias="schema")
     event_id: Identifier
@@ -190,7 +219,9 @@ class ImageRefEvent(_Strict):
     event_id: Identifier
     source: Identifier
     occurred_at: Rfc3339
-    image: TableRowRef
+    # Exactly one form: a row of an image table, or a file on a stage (both refuse unknown
+    # fields, so a mix of the two matches neither).
+    image: TableRowRef | StageFileRef
     candidate_labels: list[Label] | None = Field(
         default=None, min_length=1, max_length=MAX_LABELS, repr=False
     )
@@ -204,6 +235,8 @@ class ImageRefEvent(_Strict):
 
     @property
     def subject_id(self) -> str:
+        if isinstance(self.image, StageFileRef):
+            return self.image.path
         return self.image.key
 
 

@@ -2,7 +2,7 @@
 
 Pure: no I/O, the clock comes in as ``now``. ``lifecycle.py`` decides whether a service runs at
 all; this module decides how many instances it runs while it does. The control round consults
-both (``control/scaling.py`` carries the decision out with ``ALTER SERVICE ... SET
+both (``control/scale.py`` carries the decision out with ``ALTER SERVICE ... SET
 MIN_INSTANCES = n MAX_INSTANCES = n``). Every decision carries a ``ScaleReason``: a stable,
 PHI-free code for logs and metrics.
 

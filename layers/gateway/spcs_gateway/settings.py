@@ -27,8 +27,8 @@ def env_str(environ: Mapping[str, str], key: str) -> str | None: ...
 @overload
 def env_str(environ: Mapping[str, str], key: str, default: str) -> str: ...
 def env_str(environ: Mapping[str, str], key: str, default: str | None = None) -> str | None:
-    """The value, or ``default`` when unset or empty."""
-    return environ.get(key) or default
+    """The value without surrounding spaces, or ``default`` when unset or blank."""
+    return (environ.get(key) or "").strip() or default
 
 
 def env_bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
@@ -75,6 +75,22 @@ def parse_json_map(text: str, name: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ValueError(f"{name} must be a JSON object of strings")
+    return value
+
+
+def env_int_map(environ: Mapping[str, str], key: str) -> dict[str, int] | None:
+    """A JSON object of strings to integers of at least 1, or None when unset or empty."""
+    raw = environ.get(key)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError(f"{key} is not valid JSON") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and type(v) is int and v >= 1 for k, v in value.items()
+    ):
+        raise ValueError(f"{key} must be a JSON object of positive integers")
     return value
 
 

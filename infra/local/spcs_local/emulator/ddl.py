@@ -39,6 +39,7 @@ from .privileges import (
     SCHEMA_OBJECTS,
     SERVICE,
     SERVICE_ROLE,
+    STAGE,
     TABLE,
     USER,
     WAREHOUSE,
@@ -228,6 +229,7 @@ _PROPS: dict[str, frozenset[str]] = {
         }
     ),
     IMAGE_REPOSITORY: frozenset({"COMMENT"}),
+    STAGE: frozenset({"DIRECTORY", "ENCRYPTION", "COMMENT"}),  # internal stages (stages.py)
     SERVICE: frozenset(
         {
             "MIN_INSTANCES",
@@ -253,7 +255,7 @@ _ACCOUNT_CREATE = {
 _KINDS = (
     "DATABASE|SCHEMA|WAREHOUSE|ROLE|USER|COMPUTE\\s+POOL|NETWORK\\s+RULE|NETWORK\\s+POLICY"
     "|IMAGE\\s+REPOSITORY|CORTEX\\s+SEARCH\\s+SERVICE|FUNCTION|SERVICE|TABLE|MODEL"
-    "|INTEGRATION"
+    "|INTEGRATION|STAGE"
 )
 _TYPE_NAMES = {
     "DATABASE": DATABASE,
@@ -270,6 +272,7 @@ _TYPE_NAMES = {
     "SERVICE": SERVICE,
     "TABLE": TABLE,
     "MODEL": MODEL,
+    "STAGE": STAGE,
 }
 _SESSION_FLAGS = {"SHOW_MODEL_DETAILS_IN_SHOW_VERSIONS_IN_MODEL"}
 _TYPE_ALIASES = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "INT": "NUMBER", "INTEGER": "NUMBER"}

@@ -85,6 +85,7 @@ NETWORK_RULE = "NETWORK RULE"
 NETWORK_POLICY = "NETWORK POLICY"
 IMAGE_REPOSITORY = "IMAGE REPOSITORY"
 SERVICE_ROLE = "SERVICE ROLE"
+STAGE = "STAGE"
 OWNERSHIP = "OWNERSHIP"
 MANAGE_GRANTS = "MANAGE GRANTS"
 
@@ -134,6 +135,8 @@ PRIVILEGES: dict[str, frozenset[str]] = {
     MODEL: frozenset({"USAGE", "READ", "MONITOR"}),
     FUNCTION: frozenset({"USAGE"}),
     IMAGE_REPOSITORY: frozenset({"READ", "WRITE"}),
+    # READ (and WRITE) on an internal stage, USAGE on an external one.
+    STAGE: frozenset({"READ", "WRITE", "USAGE"}),
     NETWORK_RULE: frozenset({"USAGE"}),
     NETWORK_POLICY: frozenset({"USAGE"}),
     ROLE: frozenset(),
@@ -141,7 +144,16 @@ PRIVILEGES: dict[str, frozenset[str]] = {
 }
 # Types whose objects live in a schema (their visibility needs the database and schema).
 SCHEMA_OBJECTS = frozenset(
-    {TABLE, SERVICE, MODEL, FUNCTION, CORTEX_SEARCH_SERVICE, NETWORK_RULE, IMAGE_REPOSITORY}
+    {
+        TABLE,
+        SERVICE,
+        MODEL,
+        FUNCTION,
+        CORTEX_SEARCH_SERVICE,
+        NETWORK_RULE,
+        IMAGE_REPOSITORY,
+        STAGE,
+    }
 )
 # How error messages name each type ("... on compute pool 'X'", "Compute pool 'X' does not ...").
 _LABEL = {
@@ -156,6 +168,7 @@ _LABEL = {
     MODEL: "model",
     FUNCTION: "function",
     IMAGE_REPOSITORY: "image repository",
+    STAGE: "stage",
     NETWORK_RULE: "network rule",
     NETWORK_POLICY: "network policy",
     ROLE: "role",

@@ -214,6 +214,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 # Source tables of the reference route (infra/snowflake/11_reference_sources.sql).
 REFERENCE_NOTES = "PEDIATRIC_ML.CLINICAL_DATA.EHR_NOTES"
 REFERENCE_IMAGES = "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGES"
+REFERENCE_STAGE = "PEDIATRIC_ML.CLINICAL_DATA.MEDICAL_IMAGE_STAGE"
 
 
 def _registry_fields(entry: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +285,8 @@ class EmulatorServer:
                 Rule("/admin/sql", endpoint="admin_sql", methods=["POST"]),
                 Rule("/admin/services", endpoint="add_service", methods=["POST"]),
                 Rule("/admin/deployments", endpoint="deployments", methods=["POST"]),
+                # A file on a stage (there is no PUT): stages.py.
+                Rule("/admin/stages/<stage>/files", endpoint="stage_file", methods=["POST"]),
             ]
         )
 
@@ -549,6 +552,10 @@ class EmulatorServer:
                     "version_column": "NOTE_VERSION",
                 }
             ]
+        from .privileges import STAGE
+
+        if self.account is not None and self.account.catalog.exists(STAGE, REFERENCE_STAGE):
+            out["image_stages"] = [{"stage": REFERENCE_STAGE}]
         if REFERENCE_IMAGES in known:
             out["image_tables"] = [
                 {
@@ -781,6 +788,29 @@ class EmulatorServer:
             return _json(400, {"error": "bad_request", "message": "body is not JSON"})
         answer = admin_sql(Admin(self.engine), body)
         return _json(answer.status, answer.body)
+
+    def _on_stage_file(self, request: Request, stage: str) -> Response:
+        """Place a file on a stage: ``{"path": "dir/file.png", "data_base64": "..."}``; the
+        stage is ``DB.SCHEMA.STAGE``. The directory table lists it at once (AUTO_REFRESH)."""
+        import binascii
+        from datetime import UTC, datetime
+
+        assert self.engine is not None
+        assert self.account is not None
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+            path = body.get("path") if isinstance(body, dict) else None
+            data = body.get("data_base64") if isinstance(body, dict) else None
+            if not isinstance(path, str) or not isinstance(data, str):
+                raise ValueError('expected {"path": "...", "data_base64": "..."}')
+            raw = base64.b64decode(data, validate=True)
+            when = datetime.fromtimestamp(self.account.now(), UTC).isoformat()
+            self.engine.stages.put(stage.upper(), path, raw, now=when)
+        except KeyError:
+            return _json(404, {"error": "not_found", "message": "unknown stage"})
+        except (ValueError, binascii.Error) as exc:  # our own messages: no file bytes in them
+            return _json(400, {"error": "bad_request", "message": str(exc)[:200]})
+        return _json(200, {"stage": stage.upper(), "path": path, "size": len(raw)})
 
     def _on_add_service(self, request: Request) -> Response:
         """A service (or job) the gateway does not manage, owned by another role:

@@ -307,6 +307,8 @@ def _value_column(name: str, values: Sequence[Any]) -> Column:
         return fixed(name, scale=scale)
     if present and all(isinstance(v, int | float) for v in present):
         return Column(name, "real")
+    if present and all(isinstance(v, bytes) for v in present):
+        return column_for(name, "BINARY")  # e.g. a staged file's bytes (stages.py)
     return text(name)
 
 
@@ -658,6 +660,10 @@ class SqlEngine:
 
         # Model services callable from SQL (svc!METHOD(...)); the server registers each one.
         self.service_functions = ServiceFunctions(account)
+        from .stages import Stages
+
+        # Staged files: DIRECTORY(@stage), BUILD_SCOPED_FILE_URL and the reader UDF (stages.py).
+        self.stages = Stages(account.catalog, store)
         with store.connection() as conn:
             self._register_functions(conn)
         from .ddl import AccountStatements  # imports this module: after it is loaded
@@ -1449,6 +1455,8 @@ class SqlEngine:
                 continue
             if isinstance(table.this, exp.Anonymous | exp.Func):
                 continue
+            if isinstance(table.this, exp.DirectoryStage):
+                continue  # READ on the stage: stages.py checks it
             need(table, "SELECT")
         roles = self.roles(session)
         for fqn, privileges in needs.items():
@@ -1504,6 +1512,10 @@ class SqlEngine:
 
     def _rewrite(self, node: exp.Expression, ctx: _Ctx) -> exp.Expression:
         """Map Snowflake table names and functions to their SQLite stand-ins (in place)."""
+        session = ctx.session
+        self.stages.prepare(
+            node, self.roles(session), lambda name: self.ddl.qualify(name, session, 3)
+        )
         cte_names = {c.alias_or_name.upper() for c in node.find_all(exp.CTE)}
         for tf in list(node.find_all(exp.TableFromRows)):
             self._materialize_table_function(tf, ctx)
@@ -2135,6 +2147,7 @@ class SqlEngine:
         conn.create_function("SF_TO_TIMESTAMP", 1, to_timestamp, deterministic=True)
         conn.create_function("SF_TO_DATE", 1, to_date, deterministic=True)
         conn.create_function("SF_DATEADD", 3, dateadd, deterministic=True)
+        self.stages.register(conn, lambda code, state, text_: fail(SqlError(code, state, text_)))
 
 
 def new_query_id() -> str:

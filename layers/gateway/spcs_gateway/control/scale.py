@@ -19,6 +19,7 @@ a later resume then starts the minimum, not the last burst's count.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -115,9 +116,15 @@ def scale_round(
     try:
         ctx.store.record_backlog(config.name, messages, rate, now)
         if decision.action is not ScaleAction.NONE:
-            apply_count(ctx, config, decision.instances, decision.instances, decision.reason, now)
+            apply_count(
+                ctx, config, current, decision.instances, decision.instances, decision.reason, now
+            )
         if running and not suspending and not record.mappings_paused:
             follow_ready(ctx, config, obs.instances_ready)
+        elif suspending:
+            # The next resume starts ``low`` instances: its mappings must not come back at the
+            # last burst's concurrency.
+            follow_ready(ctx, config, low)
     except CALL_ERRORS as exc:
         code = call_error_code(exc)
         ctx.warn("scale failed", service_name=config.name, error_code=code)
@@ -129,24 +136,35 @@ def scale_round(
 def apply_count(
     ctx: ControlContext,
     config: ServiceConfig,
+    current: int,
     low: int,
     high: int,
     reason: ScaleReason,
     now: datetime,
 ) -> None:
-    """ALTER SERVICE ... SET MIN_INSTANCES = low MAX_INSTANCES = high, recorded and counted."""
-    before = ctx.store.get(config.name).instances
+    """ALTER SERVICE ... SET MIN_INSTANCES = low MAX_INSTANCES = high, recorded and counted
+    (``ScaleOut`` / ``ScaleIn`` against ``current``, the count Snowflake was told before)."""
     ctx.services.scale(config.service, low, high)
     ctx.store.record_scale(config.name, low, reason.value, now)
-    direction = "ScaleIn" if before is not None and low < before else "ScaleOut"
-    ctx.emit(direction, 1, config.name, reason.value)
+    if low != current:
+        ctx.emit("ScaleIn" if low < current else "ScaleOut", 1, config.name, reason.value)
     ctx.emit("Instances", low, config.name)
     ctx.info("scaled", service_name=config.name, instances=low, reason=reason.value)
 
 
-def follow_ready(ctx: ControlContext, config: ServiceConfig, ready: int) -> int:
-    """Mappings' MaximumConcurrency = ready instances (at least one) x per-instance share."""
+def mapping_concurrency(config: ServiceConfig, ready: int, caps: Mapping[str, int]) -> int:
+    """Ready instances (at least one) x the per-instance share, never above what the feeding
+    routers may run at once (``ControlSettings.queue_max_concurrency``): a mapping allowed more
+    than its function's reserved concurrency is throttled, and every throttle spends a receive
+    on the way to the DLQ."""
     target = max(ready, 1) * config.mapping_concurrency_per_instance
+    limits = [caps[q] for q in config.queues if q in caps]
+    return min([target, *limits])
+
+
+def follow_ready(ctx: ControlContext, config: ServiceConfig, ready: int) -> int:
+    """Set the feeding mappings' MaximumConcurrency from the ready instances."""
+    target = mapping_concurrency(config, ready, ctx.settings.queue_max_concurrency)
     return ctx.mappings.set_concurrency(config.queues, target)
 
 
@@ -161,8 +179,12 @@ def manual_scale(ctx: ControlContext, name: str, low: int, high: int) -> Control
     now = ctx.clock()
     try:
         obs = ctx.services.observe(config.service)
-        apply_count(ctx, config, low, high, ScaleReason.MANUAL, now)
-        ctx.store.set_manual_range(config.name, low, high)
+        current = current_count(config, ctx.store.get(config.name), obs)
+        # The range first: a round that reads it after the ALTER keeps inside it. The
+        # registry's whole range is no narrowing: it is forgotten, back to the policy alone.
+        whole = (low, high) == (config.min_instances, config.max_instances)
+        ctx.store.set_manual_range(config.name, None if whole else low, None if whole else high)
+        apply_count(ctx, config, current, low, high, ScaleReason.MANUAL, now)
     except CALL_ERRORS as exc:
         code = call_error_code(exc)
         ctx.warn("manual scale failed", service_name=name, error_code=code)

@@ -9,6 +9,10 @@ environment contract; the operator CLI reads the same variables).
                                    queues named in ``ServiceConfig.queues``
 ``QUEUE_ARNS``                     JSON ``{"<logical queue>": "<queue ARN>"}``: the event source
                                    mappings to pause; optional, read from the queues when unset
+``QUEUE_MAX_CONCURRENCY``          JSON ``{"<logical queue>": n}``: the most concurrent router
+                                   invocations a queue's mappings may get when concurrency
+                                   follows ready instances (the router's reserved concurrency:
+                                   above it, Lambda throttles the mapping's invocations)
 ``SUSPEND_IDLE_POOLS``             ``true`` (default) or ``false``: suspend a compute pool once
                                    all its services are suspended; a pool's own
                                    ``suspend_when_idle`` in the registry overrides it
@@ -35,10 +39,11 @@ from datetime import timedelta
 
 from spcs_gateway.lifecycle import DEFAULT_POLICY, LifecyclePolicy
 from spcs_gateway.service_state import DEFAULT_LEASE_TTL, SERVICE_STATE_TABLE_ENV
-from spcs_gateway.settings import env_bool, env_float, env_json_map, env_str
+from spcs_gateway.settings import env_bool, env_float, env_int_map, env_json_map, env_str
 
 QUEUE_URLS_ENV = "QUEUE_URLS"
 QUEUE_ARNS_ENV = "QUEUE_ARNS"
+QUEUE_MAX_CONCURRENCY_ENV = "QUEUE_MAX_CONCURRENCY"
 SUSPEND_IDLE_POOLS_ENV = "SUSPEND_IDLE_POOLS"
 POLL_SECONDS_ENV = "CONTROL_POLL_SECONDS"
 LEASE_SECONDS_ENV = "CONTROL_LEASE_SECONDS"
@@ -63,6 +68,7 @@ class ControlSettings:
     state_table: str | None = None
     queue_urls: Mapping[str, str] = field(default_factory=dict)
     queue_arns: Mapping[str, str] | None = None  # None: looked up from the queues
+    queue_max_concurrency: Mapping[str, int] = field(default_factory=dict)  # none: Lambda's 1000
     suspend_idle_pools: bool = True  # default for pools the registry does not configure
     poll_interval_s: float = DEFAULT_POLL_SECONDS
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
@@ -81,6 +87,7 @@ class ControlSettings:
             state_table=env_str(env, SERVICE_STATE_TABLE_ENV),
             queue_urls=env_json_map(env, QUEUE_URLS_ENV) or {},
             queue_arns=env_json_map(env, QUEUE_ARNS_ENV),
+            queue_max_concurrency=env_int_map(env, QUEUE_MAX_CONCURRENCY_ENV) or {},
             suspend_idle_pools=env_bool(env, SUSPEND_IDLE_POOLS_ENV, True),
             poll_interval_s=env_float(env, POLL_SECONDS_ENV, DEFAULT_POLL_SECONDS),
             lease_ttl=_seconds(env, LEASE_SECONDS_ENV, DEFAULT_LEASE_TTL),

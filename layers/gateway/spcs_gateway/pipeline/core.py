@@ -170,7 +170,8 @@ class Pipeline:
         written: set[str] = set(referenced)
         if rows:
             step = time.perf_counter()
-            written, unwritten = steps.write(self._sink, rows)
+            merged, unwritten = steps.write(self._sink, rows)
+            written |= merged  # the references' rows were written by their own statement
             failed.update(unwritten)
             timings["merge_ms"] = elapsed_ms(step)
 

@@ -104,10 +104,11 @@ def build_pipeline(
             sql = sql or SnowflakeSql(make_connect(tokens))
             sink = ResultsSink(sql, registry.snowflake.results_table)
 
+    refs = registry.references
     allow_listed = (
-        registry.references.note_tables
+        bool(refs.note_tables)
         if service.task is Task.TOKEN_CLASSIFICATION
-        else registry.references.image_tables
+        else bool(refs.image_tables or refs.image_stages)
     )
     if references is None and allow_listed and sql is not None:
         # The registry allow-lists source tables for this task: reference events run their

@@ -1,7 +1,8 @@
 """The reference route: events that name a note or image stored in Snowflake (ids only), and
 one MERGE per batch that runs the model inside Snowflake (docs/REFERENCE_ROUTE.md).
 
-* ``allow_list.py``: the registry's ``references`` section (tables, key/text/version columns);
+* ``allow_list.py``: the registry's ``references`` section (tables, key/text/version columns,
+  image stages and their reader function);
 * ``statement.py``: the SQL builder (pure);
 * ``route.py``: ``ReferenceRoute``, the runner over a ``SnowflakeSql``-like port, per-event
   outcomes (done, missing reference, failure).
@@ -22,6 +23,7 @@ _FROM_EVENTS = frozenset(
         "ImageRefEvent",
         "NoteRefEvent",
         "ReferenceEvent",
+        "StageFileRef",
         "TableRowRef",
     }
 )

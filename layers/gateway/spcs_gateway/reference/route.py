@@ -5,8 +5,9 @@ ids of the references that found no row.
 
 Per event the answer is a ``RefOutcome``: done (its result row exists), or an error:
 
-* ``PoisonError``: ``REFERENCE_NOT_ALLOWED`` (the table is not on the registry's allow-list),
-  ``REFERENCE_NOT_FOUND`` (no row with that key and version, or its note/image is NULL),
+* ``PoisonError``: ``REFERENCE_NOT_ALLOWED`` (the table or stage is not on the registry's
+  allow-list), ``REFERENCE_NOT_FOUND`` (no row with that key and version, its note/image is
+  NULL, or no file at that path on the stage),
   ``MODEL_REJECTED_INPUT`` (the model refused the row: isolated by halving the statement),
   ``UNKNOWN_LABEL_SET`` / ``INVALID_EVENT`` (image labels, as inline), ``UNKNOWN_SCHEMA`` (a
   reference of the other kind than this service's task);
@@ -33,14 +34,20 @@ from spcs_gateway.errors import (
     PoisonError,
     ServiceUnavailableError,
 )
-from spcs_gateway.events import ImageRefEvent, NoteRefEvent, ReferenceEvent
+from spcs_gateway.events import ImageRefEvent, NoteRefEvent, ReferenceEvent, StageFileRef
 from spcs_gateway.model_signature import Task
-from spcs_gateway.reference.allow_list import ImageTable, NoteTable, ReferenceSettings
+from spcs_gateway.reference.allow_list import (
+    ImageStage,
+    ImageTable,
+    NoteTable,
+    ReferenceSettings,
+)
 from spcs_gateway.reference.statement import (
     RowRef,
     Statement,
     image_merge,
     note_merge,
+    stage_image_merge,
     statement_rows,
 )
 from spcs_gateway.registry import ServiceConfig
@@ -54,6 +61,10 @@ SERVICE_NOT_READY_ERRNOS = frozenset({90010})
 # 400). Not documented either; 100357 is the local emulator's. Such a chunk is split in halves
 # until the refused rows stand alone: those are poison, the others are written.
 MODEL_REJECTED_ERRNOS = frozenset({100357})
+# Errors the rows themselves raise while a statement runs: Snowflake's 100xxx user errors (a
+# key or version that does not convert to its column's type, a function that raises on a
+# row). The statement is split until each such row is alone (``ReferenceRoute._isolate``).
+ROW_ERRNOS = range(100000, 101000)
 _ERRNO = re.compile(r"\(errno (-?\d+)\)")
 
 
@@ -61,10 +72,6 @@ class Sql(Protocol):
     def execute(
         self, sql: str, params: Sequence[Any] = (), *, error_code: ErrorCode = ...
     ) -> list[tuple[Any, ...]]: ...
-
-
-class Activity(Protocol):
-    def record(self, name: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -108,14 +115,12 @@ class ReferenceRoute:
         references: ReferenceSettings,
         *,
         clock: Clock = utc_now,
-        activity: Activity | None = None,
     ) -> None:
         self._sql = sql
         self._results = results_table
         self._sink = ResultsSink(sql, results_table)  # the id check after a short MERGE
         self._refs = references
         self._clock = clock
-        self._activity = activity
         self.statements = 0  # statements issued (tests, metrics)
 
     def run(self, service: ServiceConfig, events: Sequence[ReferenceEvent]) -> list[RefOutcome]:
@@ -134,10 +139,6 @@ class ReferenceRoute:
                 outcomes[event.event_id] = RefOutcome(event.event_id, exc)
                 continue
             group.refs.append(ref)
-        if groups and self._activity is not None:
-            # A service-function call may resume the service (AUTO_RESUME): the control plane
-            # must see the work, exactly as for an inline call.
-            self._activity.record(service.name)
         size = statement_rows(service)
         for group in groups.values():
             for start in range(0, len(group.refs), size):
@@ -174,6 +175,8 @@ class ReferenceRoute:
             return groups[key], ref
         if not isinstance(event, ImageRefEvent):
             raise PoisonError(ErrorCode.UNKNOWN_SCHEMA, "schema not handled by this router")
+        if isinstance(event.image, StageFileRef):
+            return self._resolve_staged(service, event, event.image, groups, processed_at)
         image = self._refs.image_table(event.image.table)
         if image is None:
             raise PoisonError(ErrorCode.REFERENCE_NOT_ALLOWED, "table is not allow-listed")
@@ -199,6 +202,30 @@ class ReferenceRoute:
         )
         return groups[key], ref
 
+    def _resolve_staged(
+        self,
+        service: ServiceConfig,
+        event: ImageRefEvent,
+        file: StageFileRef,
+        groups: dict[str, _Group],
+        processed_at: datetime,
+    ) -> tuple[_Group, RowRef]:
+        stage = self._refs.image_stage(file.stage)
+        if stage is None:
+            raise PoisonError(ErrorCode.REFERENCE_NOT_ALLOWED, "stage is not allow-listed")
+        from spcs_gateway.images import resolve_labels
+
+        labels = resolve_labels(event, service)
+        key = "@" + stage.stage.upper()  # "@": a stage never shares a group with a table
+        if key not in groups:
+            reader = self._refs.reader_for(stage)
+
+            def build_staged(refs: Sequence[RowRef], where: ImageStage = stage) -> Statement:
+                return stage_image_merge(self._results, service, where, reader, refs, processed_at)
+
+            groups[key] = _Group(key, build_staged, [])
+        return groups[key], RowRef(event.event_id, file.path, None, labels=tuple(labels))
+
     def _run_chunk(
         self, service: ServiceConfig, group: _Group, chunk: Sequence[RowRef]
     ) -> list[RefOutcome]:
@@ -213,19 +240,28 @@ class ReferenceRoute:
                 return [RefOutcome(r.event_id) for r in chunk]
             written = self._written([r.event_id for r in chunk])
         except GatewayError as exc:
-            if _errno(exc) in MODEL_REJECTED_ERRNOS:
-                return self._isolate(service, group, chunk)
+            errno = _errno(exc)
+            if errno is not None and errno in ROW_ERRNOS:
+                return self._isolate(service, group, chunk, errno)
             error = classify_statement_error(exc)
             return [RefOutcome(r.event_id, error) for r in chunk]
         missing = PoisonError(ErrorCode.REFERENCE_NOT_FOUND, "no row with that key and version")
         return [RefOutcome(r.event_id, None if r.event_id in written else missing) for r in chunk]
 
     def _isolate(
-        self, service: ServiceConfig, group: _Group, chunk: Sequence[RowRef]
+        self, service: ServiceConfig, group: _Group, chunk: Sequence[RowRef], errno: int
     ) -> list[RefOutcome]:
-        """The model refused a row of ``chunk``: halves until each refused row is alone."""
+        """A row of ``chunk`` failed the statement: halves until each failing row is alone, so
+        one bad reference never fails the others (about 2 log2(n) extra statements)."""
         if len(chunk) == 1:
-            error = PoisonError(ErrorCode.MODEL_REJECTED_INPUT, "the model refused the row")
+            error = (
+                PoisonError(ErrorCode.MODEL_REJECTED_INPUT, "the model refused the row")
+                if errno in MODEL_REJECTED_ERRNOS
+                else PoisonError(
+                    ErrorCode.INVALID_EVENT,
+                    f"the reference's values do not fit its source row (errno {errno})",
+                )
+            )
             return [RefOutcome(chunk[0].event_id, error)]
         middle = len(chunk) // 2
         return [

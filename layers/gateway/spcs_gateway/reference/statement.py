@@ -32,6 +32,9 @@ Shape (notes; images add the candidate labels as the second input)::
   its method, all validated as plain identifiers by the registry. Every value is a qmark bind.
 * The service function takes every input, then every parameter, in signature order (the
   same rule as the ingress's flat rows; ``codec.py``).
+* Images on a stage (``stage_image_merge``): the same MERGE, its rows from the stage's
+  directory table joined on the bound relative path, the bytes read by the reader UDF from
+  ``BUILD_SCOPED_FILE_URL(@<stage>, <path>)``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from spcs_gateway.reference.allow_list import ImageTable, NoteTable
+from spcs_gateway.reference.allow_list import ImageStage, ImageTable, NoteTable
 from spcs_gateway.registry import ServiceConfig
 from spcs_gateway.results import STATUS_SUCCEEDED, check_table_name
 
@@ -230,6 +233,83 @@ def image_merge(
         processed_at=processed_at,
         with_labels=True,
     )
+
+
+# Images on a stage: the directory table keeps only files that exist (a missing file makes no
+# row, so the route reports it as REFERENCE_NOT_FOUND instead of failing the statement); the
+# reader UDF reads each file's bytes through a scoped URL, inside Snowflake.
+_STAGE_TEMPLATE = (
+    "MERGE INTO {results} AS t\n"
+    "USING (SELECT p.EVENT_ID AS EVENT_ID, ? AS KIND, p.SUBJECT_ID AS SUBJECT_ID, ? AS SERVICE,\n"
+    "              ? AS MODEL_VERSION, ? AS STATUS,\n"
+    "              COALESCE(PARSE_JSON(AS_VARCHAR(GET(p.R, ?))), GET(p.R, ?)) AS OUTPUT,\n"
+    "              NULL AS LATENCY_MS, TO_TIMESTAMP_TZ(?) AS PROCESSED_AT\n"
+    "       FROM (SELECT q.EVENT_ID AS EVENT_ID, q.SUBJECT_ID AS SUBJECT_ID,\n"
+    "                    {call} AS R\n"
+    "             FROM (SELECT f.EVENT_ID AS EVENT_ID, f.SUBJECT_ID AS SUBJECT_ID,\n"
+    "                          {reader}(BUILD_SCOPED_FILE_URL(@{stage}, f.RELATIVE_PATH))"
+    " AS INPUT,\n"
+    "                          f.LABELS_JSON AS LABELS_JSON\n"
+    "                   FROM (SELECT r.EVENT_ID AS EVENT_ID, r.REF_PATH AS SUBJECT_ID,\n"
+    "                                d.RELATIVE_PATH AS RELATIVE_PATH,"
+    " r.LABELS_JSON AS LABELS_JSON\n"
+    "                         FROM (SELECT column1 AS EVENT_ID, column2 AS REF_PATH, "
+    "column3 AS LABELS_JSON\n"
+    "                               FROM VALUES {values}) AS r\n"
+    "                         JOIN DIRECTORY(@{stage}) AS d ON d.RELATIVE_PATH = r.REF_PATH"
+    ") AS f\n"
+    "                  ) AS q\n"
+    "                  WHERE q.INPUT IS NOT NULL) AS p) AS s\n"
+    "ON t.EVENT_ID = s.EVENT_ID\n"
+    "WHEN NOT MATCHED THEN INSERT (EVENT_ID, KIND, SUBJECT_ID, SERVICE, MODEL_VERSION, STATUS,\n"
+    "  OUTPUT, LATENCY_MS, PROCESSED_AT)\n"
+    "VALUES (s.EVENT_ID, s.KIND, s.SUBJECT_ID, s.SERVICE, s.MODEL_VERSION, s.STATUS, s.OUTPUT,\n"
+    "  s.LATENCY_MS, s.PROCESSED_AT)"
+)
+
+
+def stage_image_merge(
+    results_table: str,
+    service: ServiceConfig,
+    stage: ImageStage,
+    reader: str,
+    refs: Sequence[RowRef],
+    processed_at: datetime,
+) -> Statement:
+    """The MERGE for image references to files on one allow-listed stage: each ``RowRef.key``
+    is a path relative to the stage (bound), read by the ``reader`` UDF (``DB.SCHEMA.NAME``,
+    interpolated like the stage: both validated identifiers)."""
+    if not refs:
+        raise ValueError("a statement needs at least one reference")
+    if len(refs) > MAX_REFS_PER_STATEMENT:
+        raise ValueError("too many references for one statement")
+    if any(r.version is not None for r in refs):
+        raise ValueError("a staged file has no version")
+    param_marks, param_values = _param_args(service)
+    inputs = ["q.INPUT", "PARSE_JSON(q.LABELS_JSON)"]
+    call = f"{service_function(service)}({', '.join([*inputs, *param_marks])})"
+    sql = _STAGE_TEMPLATE.format(
+        results=check_table_name(results_table),
+        call=call,
+        reader=check_table_name(reader),
+        stage=check_table_name(stage.stage),
+        values=", ".join(["(?, ?, ?)"] * len(refs)),
+    )
+    out = service.out_column
+    head = [
+        "medical-image",
+        service.service,
+        service.model_version,
+        STATUS_SUCCEEDED,
+        out,
+        out,
+        processed_at.isoformat(),
+    ]
+    rows: list[Any] = []
+    for ref in refs:
+        labels = json.dumps(list(ref.labels or ()), separators=(",", ":"))
+        rows.extend((ref.event_id, ref.key, labels))
+    return Statement(sql, [*head, *param_values, *rows], tuple(r.event_id for r in refs))
 
 
 _SELECT_TEMPLATE = (
