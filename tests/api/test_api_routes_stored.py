@@ -176,7 +176,9 @@ def test_a_service_that_is_not_ready_is_waited_for_then_503(
     stored_api: tuple[Api, NotesSql],
 ) -> None:
     api, sql = stored_api
-    sql.fail = TransientError(ErrorCode.SERVICE_ERROR, "Snowflake statement failed (errno 90010)")
+    sql.fail = TransientError(
+        ErrorCode.SERVICE_ERROR, "Snowflake statement failed (errno 90010)", errno=90010
+    )
     api.state.set("biobert_ner", ServiceStatus.PENDING)
     response = _entities(api, {"table": NOTES, "key": "N-1"}, wait_seconds=0)
     assert response["statusCode"] == 503

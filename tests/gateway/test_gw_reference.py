@@ -310,8 +310,8 @@ def test_route_maps_a_not_ready_service_to_unavailable() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        TransientError(ErrorCode.SERVICE_ERROR, "Snowflake statement failed (errno 604)"),
-        ConfigurationError(ErrorCode.PRIVILEGE_MISSING, "missing grant (errno 2003)"),
+        TransientError(ErrorCode.SERVICE_ERROR, "statement failed (errno 604)", errno=604),
+        ConfigurationError(ErrorCode.PRIVILEGE_MISSING, "missing grant (errno 2003)", errno=2003),
     ],
 )
 def test_route_other_statement_failures_fail_every_reference_in_it(error: Exception) -> None:
@@ -369,7 +369,9 @@ class RefusingSql(FakeSql):
         if sql.startswith("MERGE") and self.refused & set(params):
             self.calls.append((sql, list(params)))
             raise TransientError(
-                ErrorCode.SERVICE_ERROR, f"Snowflake statement failed (errno {self.errno})"
+                ErrorCode.SERVICE_ERROR,
+                f"Snowflake statement failed (errno {self.errno})",
+                errno=self.errno,
             )
         return super().execute(sql, params, error_code=error_code)
 

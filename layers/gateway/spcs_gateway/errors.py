@@ -105,11 +105,13 @@ class GatewayError(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        errno: int | None = None,
     ) -> None:
         self.code = code
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.errno = errno  # Snowflake's error number of the statement that failed, if any
         super().__init__(f"{code}: {detail}" if detail else str(code))
 
 

@@ -115,12 +115,14 @@ def login_error(exc: BaseException) -> GatewayError:
 def statement_error(exc: BaseException, error_code: ErrorCode) -> GatewayError:
     """The gateway error for a failed statement: errno only, never the connector's message."""
     errno = _errno(exc)
+    known = None if errno == -1 else errno
     if errno in PRIVILEGE_ERRNOS:
         return ConfigurationError(
             ErrorCode.PRIVILEGE_MISSING,
             f"the role lacks a privilege or the object is missing (errno {errno})",
+            errno=known,
         )
-    return TransientError(error_code, f"Snowflake statement failed (errno {errno})")
+    return TransientError(error_code, f"Snowflake statement failed (errno {errno})", errno=known)
 
 
 def _errno(exc: BaseException) -> int:

@@ -21,7 +21,6 @@ on EVENT_ID), so a retry of the whole batch cannot double a row.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,7 +64,6 @@ MODEL_REJECTED_ERRNOS = frozenset({100357})
 # key or version that does not convert to its column's type, a function that raises on a
 # row). The statement is split until each such row is alone (``ReferenceRoute._isolate``).
 ROW_ERRNOS = range(100000, 101000)
-_ERRNO = re.compile(r"\(errno (-?\d+)\)")
 
 
 class Sql(Protocol):
@@ -91,16 +89,10 @@ class _Group:
     refs: list[RowRef]
 
 
-def _errno(error: GatewayError) -> int | None:
-    # ``sql.statement_error`` keeps only the connector's errno, in this fixed form.
-    match = _ERRNO.search(error.detail)
-    return int(match.group(1)) if match else None
-
-
 def classify_statement_error(error: GatewayError) -> GatewayError:
     """A failed statement's error for its references: "service not ready" becomes
     ``SERVICE_UNAVAILABLE`` (the same path as an inline 503)."""
-    if _errno(error) in SERVICE_NOT_READY_ERRNOS:
+    if error.errno in SERVICE_NOT_READY_ERRNOS:
         return ServiceUnavailableError(
             ErrorCode.SERVICE_UNAVAILABLE, "service function: the service is not ready"
         )
@@ -240,7 +232,7 @@ class ReferenceRoute:
                 return [RefOutcome(r.event_id) for r in chunk]
             written = self._written([r.event_id for r in chunk])
         except GatewayError as exc:
-            errno = _errno(exc)
+            errno = exc.errno
             if errno is not None and errno in ROW_ERRNOS:
                 return self._isolate(service, group, chunk, errno)
             error = classify_statement_error(exc)
