@@ -392,3 +392,59 @@ class Api:
     def invoke(self, event: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
         result: dict[str, Any] = self.module.lambda_handler(event, LambdaContextStub(remaining_ms))
         return result
+
+
+@contextmanager
+def installed_api(
+    function: ModuleType,
+    registry: Registry,
+    snowflake: SnowflakeFake,
+    stored: Any = None,
+) -> Iterator[Api]:
+    """``function``'s app swapped for ``create_api`` over a real SpcsClient, TokenProvider and
+    CortexSearchClient, fake control client, state store and results sink, and a fake clock
+    for the readiness wait; ``stored``: the stored-notes port, if the test serves it."""
+    from spcs_gateway.api import create_api
+    from spcs_gateway.api.ondemand import OnDemandInference
+    from spcs_gateway.api.ports import ApiDeps
+    from spcs_gateway.api.search import CortexSearchClient, SearchService
+    from spcs_gateway.auth import TokenProvider
+    from spcs_gateway.http import build_http_client
+    from spcs_gateway.images import ImageSource
+    from spcs_gateway.secrets import CredentialSource
+    from spcs_gateway.spcs_client import SpcsClient
+
+    http = build_http_client()
+    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
+    spcs = SpcsClient(registry, tokens, http, sleep=lambda _s: None)
+    control, state, sink, clock = FakeControl(), FakeState(), FakeSink(), FakeClock()
+    for service in registry.services:
+        state.set(service.name, ServiceStatus.RUNNING, ready=True)
+    deps = ApiDeps(
+        registry=registry,
+        spcs=spcs,
+        control=control,
+        state=state,
+        sink=sink,
+        images=ImageSource(registry.images),
+        search=CortexSearchClient(
+            registry.snowflake.account_url,
+            tokens,
+            http,
+            SearchService.parse("pediatric_ml.clinical_data.clinical_notes_search"),
+        ),
+        ner_service=registry.service("biobert_ner"),
+        image_service=registry.service("biomedclip"),
+        stored=stored,
+    )
+    ondemand = OnDemandInference(
+        spcs, control, state, logger=function.logger, sleep=clock.sleep, monotonic=clock.monotonic
+    )
+    original = function.app
+    function.app = create_api(deps, logger=function.logger, ondemand=ondemand)
+    try:
+        yield Api(function, snowflake, control, state, sink, clock, registry)
+    finally:
+        function.app = original
+        spcs.close()
+        http.close()

@@ -25,27 +25,14 @@ from api_support import (
     TOKEN_URL,
     ZSC_URL,
     Api,
-    FakeClock,
-    FakeControl,
-    FakeSink,
-    FakeState,
     SnowflakeFake,
+    installed_api,
     load_function,
     registry_doc,
 )
 from fake_account import rsa_private_pem
 
-from spcs_gateway.api import create_api
-from spcs_gateway.api.ondemand import OnDemandInference
-from spcs_gateway.api.ports import ApiDeps
-from spcs_gateway.api.search import CortexSearchClient, SearchService
-from spcs_gateway.auth import TokenProvider
-from spcs_gateway.http import build_http_client
-from spcs_gateway.images import ImageSource
-from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import Registry, parse_registry
-from spcs_gateway.secrets import CredentialSource
-from spcs_gateway.spcs_client import SpcsClient
 
 
 @pytest.fixture(scope="session")
@@ -88,41 +75,5 @@ def snowflake() -> Iterator[SnowflakeFake]:
 def api(
     api_function: ModuleType, api_registry: Registry, snowflake: SnowflakeFake
 ) -> Iterator[Api]:
-    http = build_http_client()
-    tokens = TokenProvider(api_registry.snowflake, CredentialSource(api_registry.snowflake), http)
-    spcs = SpcsClient(api_registry, tokens, http, sleep=lambda _s: None)
-    control, state, sink, clock = FakeControl(), FakeState(), FakeSink(), FakeClock()
-    for service in api_registry.services:
-        state.set(service.name, ServiceStatus.RUNNING, ready=True)
-    deps = ApiDeps(
-        registry=api_registry,
-        spcs=spcs,
-        control=control,
-        state=state,
-        sink=sink,
-        images=ImageSource(api_registry.images),
-        search=CortexSearchClient(
-            api_registry.snowflake.account_url,
-            tokens,
-            http,
-            SearchService.parse("pediatric_ml.clinical_data.clinical_notes_search"),
-        ),
-        ner_service=api_registry.service("biobert_ner"),
-        image_service=api_registry.service("biomedclip"),
-    )
-    ondemand = OnDemandInference(
-        spcs,
-        control,
-        state,
-        logger=api_function.logger,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-    )
-    original = api_function.app
-    api_function.app = create_api(deps, logger=api_function.logger, ondemand=ondemand)
-    try:
-        yield Api(api_function, snowflake, control, state, sink, clock, api_registry)
-    finally:
-        api_function.app = original
-        spcs.close()
-        http.close()
+    with installed_api(api_function, api_registry, snowflake) as api:
+        yield api

@@ -15,29 +15,17 @@ import pytest
 from api_support import (
     CANARY,
     Api,
-    FakeClock,
-    FakeControl,
-    FakeSink,
-    FakeState,
     SnowflakeFake,
     api_event,
     body_of,
+    installed_api,
     lexicon_output,
 )
 
-from spcs_gateway.api import create_api
-from spcs_gateway.api.ondemand import OnDemandInference
-from spcs_gateway.api.ports import ApiDeps
-from spcs_gateway.api.search import CortexSearchClient, SearchService
 from spcs_gateway.api.stored import StoredNotes, token_spans
-from spcs_gateway.auth import TokenProvider
 from spcs_gateway.errors import ErrorCode, TransientError
-from spcs_gateway.http import build_http_client
-from spcs_gateway.images import ImageSource
 from spcs_gateway.lifecycle import ServiceStatus
 from spcs_gateway.registry import Registry, parse_registry
-from spcs_gateway.secrets import CredentialSource
-from spcs_gateway.spcs_client import SpcsClient
 
 NOTES = "EHR.CLARITY.NOTES"
 TEXT = f"Otitis media; started amoxicillin. Patient {CANARY}."
@@ -84,40 +72,11 @@ def stored_api(
         "search_table": NOTES,
     }
     registry: Registry = parse_registry(doc)
-    http = build_http_client()
-    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
-    spcs = SpcsClient(registry, tokens, http, sleep=lambda _s: None)
-    control, state, sink, clock = FakeControl(), FakeState(), FakeSink(), FakeClock()
-    for service in registry.services:
-        state.set(service.name, ServiceStatus.RUNNING, ready=True)
     sql = NotesSql()
-    deps = ApiDeps(
-        registry=registry,
-        spcs=spcs,
-        control=control,
-        state=state,
-        sink=sink,
-        images=ImageSource(registry.images),
-        search=CortexSearchClient(
-            registry.snowflake.account_url,
-            tokens,
-            http,
-            SearchService.parse("pediatric_ml.clinical_data.clinical_notes_search"),
-        ),
-        ner_service=registry.service("biobert_ner"),
-        image_service=registry.service("biomedclip"),
-        stored=StoredNotes(sql, registry.references),
-    )
-    ondemand = OnDemandInference(spcs, control, state, logger=api_function.logger)
-    original = api_function.app
-    app = create_api(deps, logger=api_function.logger, ondemand=ondemand)
-    api_function.app = app
-    try:
-        yield Api(api_function, snowflake, control, state, sink, clock, registry), sql
-    finally:
-        api_function.app = original
-        spcs.close()
-        http.close()
+    with installed_api(
+        api_function, registry, snowflake, StoredNotes(sql, registry.references)
+    ) as api:
+        yield api, sql
 
 
 def _entities(api: Api, note: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from gateway_sql import gateway_sql
 
-from spcs_gateway.auth import TokenProvider
 from spcs_gateway.errors import ErrorCode
-from spcs_gateway.http import build_http_client
 from spcs_gateway.pipeline.wiring import build_pipeline
 from spcs_gateway.registry import Registry, ServiceConfig, parse_registry
-from spcs_gateway.secrets import CredentialSource
-from spcs_gateway.sql import SnowflakeSql, make_connect
+from spcs_gateway.sql import SnowflakeSql
 
 pytestmark = pytest.mark.emulator
 
@@ -102,14 +100,8 @@ def registry(emulator: Any) -> Registry:
 
 @pytest.fixture
 def sql(registry: Registry) -> Iterator[SnowflakeSql]:
-    http = build_http_client()
-    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
-    conn = SnowflakeSql(make_connect(tokens))
-    try:
+    with gateway_sql(registry) as conn:
         yield conn
-    finally:
-        conn.close()
-        http.close()
 
 
 def _pipeline(registry: Registry, sql: SnowflakeSql) -> tuple[Any, Dlq, Visibility, Hook]:
@@ -172,10 +164,7 @@ def test_a_suspended_service_returns_reference_records_and_asks_for_readiness(
 ) -> None:
     handle = emulator_factory("--resume-seconds", "30", "--no-auto-resume")
     registry = parse_registry(handle.config)
-    http = build_http_client()
-    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
-    conn = SnowflakeSql(make_connect(tokens))
-    try:
+    with gateway_sql(registry) as conn:
         handle.admin_post(
             "sql",
             {
@@ -190,6 +179,3 @@ def test_a_suspended_service_returns_reference_records_and_asks_for_readiness(
         assert hook.calls == ["biobert_ner"]  # ensure_ready, as for an inline 503
         assert [m for m, _ in visibility.changed] == ["s1"]
         assert dlq.sent == []
-    finally:
-        conn.close()
-        http.close()

@@ -11,15 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from gateway_sql import gateway_sql
 
-from spcs_gateway.auth import TokenProvider
 from spcs_gateway.errors import ErrorCode, FailureKind
 from spcs_gateway.events import parse_any_event
-from spcs_gateway.http import build_http_client
 from spcs_gateway.reference.route import ReferenceRoute
 from spcs_gateway.registry import Registry, parse_registry
-from spcs_gateway.secrets import CredentialSource
-from spcs_gateway.sql import SnowflakeSql, make_connect
+from spcs_gateway.sql import SnowflakeSql
 
 pytestmark = pytest.mark.emulator
 
@@ -65,14 +63,8 @@ def registry(emulator: Any) -> Registry:
 
 @pytest.fixture
 def sql(registry: Registry) -> Iterator[SnowflakeSql]:
-    http = build_http_client()
-    tokens = TokenProvider(registry.snowflake, CredentialSource(registry.snowflake), http)
-    conn = SnowflakeSql(make_connect(tokens))
-    try:
+    with gateway_sql(registry) as conn:
         yield conn
-    finally:
-        conn.close()
-        http.close()
 
 
 def _staged(event_id: str, stage: str, path: str) -> Any:
